@@ -1,0 +1,124 @@
+//! [`CpuDevice`] and its [`Device`] implementation.
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+use swap_api::sys::memlock::Locked;
+use swap_api::sys::page_size;
+use swap_api::{Capabilities, Device, DeviceInfo, Result};
+
+use crate::copier::Copier;
+use crate::memory::{Budget, CpuMemory};
+use crate::{CpuDeviceBuilder, CpuPending, BACKEND};
+
+/// A device whose memory is host RAM; see the [crate docs](crate).
+///
+/// Cheap to clone: clones share the copy thread and the memory budget. The
+/// copy thread stops (after finishing queued copies) when the last clone is
+/// dropped.
+#[derive(Debug, Clone)]
+pub struct CpuDevice {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    budget: Arc<Budget>,
+    pinned: bool,
+    copier: Copier,
+}
+
+impl CpuDevice {
+    /// Opens a device with the default knobs (capacity = physical memory,
+    /// no added latency, [`crate::Pinning::Auto`]).
+    pub fn new() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Starts configuring a device.
+    pub fn builder() -> CpuDeviceBuilder {
+        CpuDeviceBuilder::default()
+    }
+
+    pub(crate) fn start(capacity: usize, latency: Duration, pinned: bool) -> Result<Self> {
+        let shared = Shared {
+            budget: Arc::new(Budget::new(capacity)),
+            pinned,
+            copier: Copier::start(latency)?,
+        };
+        tracing::debug!(capacity, ?latency, pinned, "cpu device opened");
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Bytes of device memory currently allocated.
+    pub fn used(&self) -> usize {
+        self.shared.budget.used()
+    }
+}
+
+impl Device for CpuDevice {
+    type Memory = CpuMemory;
+    type Pending = CpuPending;
+    type Registration = Option<Locked>;
+
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo::new(BACKEND, "host memory", Some(self.shared.budget.capacity()))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pinned_host: self.shared.pinned,
+            async_transfers: true,
+            ordered_transfers: true,
+            direct_storage: false,
+            max_allocation: self.shared.budget.capacity().min(isize::MAX as usize),
+            host_alignment: page_size(),
+        }
+    }
+
+    fn allocate_memory(&self, len: usize) -> Result<CpuMemory> {
+        CpuMemory::allocate(&self.shared.budget, len, self.shared.pinned)
+    }
+
+    fn owns(&self, memory: &CpuMemory) -> bool {
+        memory.belongs_to(&self.shared.budget)
+    }
+
+    unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<Option<Locked>> {
+        if !self.shared.pinned {
+            return Ok(None);
+        }
+        // SAFETY: the caller keeps the range allocated until the registration drops.
+        unsafe { Locked::new(ptr.as_ptr(), len) }.map(Some)
+    }
+
+    unsafe fn submit_upload(
+        &self,
+        src: *const u8,
+        len: usize,
+        dst: &CpuMemory,
+        dst_offset: usize,
+    ) -> Result<CpuPending> {
+        // SAFETY: the caller guarantees dst_offset + len <= dst.len(), so the
+        // offset pointer stays inside the allocation.
+        let dst = unsafe { dst.base().add(dst_offset) };
+        // SAFETY: the caller keeps both ranges alive and unaliased until waited.
+        unsafe { self.shared.copier.submit(src, dst, len) }
+    }
+
+    unsafe fn submit_download(
+        &self,
+        src: &CpuMemory,
+        src_offset: usize,
+        dst: *mut u8,
+        len: usize,
+    ) -> Result<CpuPending> {
+        // SAFETY: the caller guarantees src_offset + len <= src.len().
+        let src = unsafe { src.base().add(src_offset) };
+        // SAFETY: the caller keeps both ranges alive and unaliased until waited.
+        unsafe { self.shared.copier.submit(src, dst, len) }
+    }
+}

@@ -1,0 +1,36 @@
+//! tensorswap's CPU backend: the reference every other backend is held against.
+//!
+//! "Device" memory is real host memory, page-locked with `mlock` where the
+//! process may (root, or a large enough `RLIMIT_MEMLOCK`), and transfers are
+//! real copies run on a dedicated copy thread, so completion tickets are
+//! truly asynchronous. Knobs for tests: a memory capacity, an added latency
+//! per transfer, and the pinning policy. Faults are injected with
+//! [`swap_api::FaultyDevice`], which works on every backend.
+//!
+//! ```
+//! use backend_cpu::CpuDevice;
+//! use swap_api::DeviceExt;
+//!
+//! let dev = CpuDevice::builder().capacity(1 << 20).build()?;
+//! let mut host = dev.alloc_host(4096)?;
+//! host.fill(42);
+//! let done = dev.upload(host, dev.alloc(4096)?, 0)?.wait()?;
+//! let back = dev.download(done.device, 0, vec![0u8; 4096])?.wait()?;
+//! assert!(back.host.iter().all(|&b| b == 42));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod builder;
+mod copier;
+mod device;
+mod memory;
+
+pub use builder::{CpuDeviceBuilder, Pinning};
+pub use copier::CpuPending;
+pub use device::CpuDevice;
+pub use memory::CpuMemory;
+
+/// The backend's name in errors, reports and `TENSORSWAP_REQUIRE`.
+pub const BACKEND: &str = "cpu";

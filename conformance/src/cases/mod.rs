@@ -1,0 +1,57 @@
+//! The suite's cases: plain generic functions over any [`Device`].
+
+mod concurrency;
+mod errors;
+mod faults;
+mod io;
+mod lifecycle;
+mod roundtrip;
+
+pub use concurrency::{
+    four_threads, many_in_flight_any_order, ordered_when_claimed, poll_until_complete,
+};
+pub use errors::{beyond_capacity, foreign_memory, out_of_range, zero_length};
+pub use faults::{allocation_fault, download_fault, fault_hits_only_its_target, upload_fault};
+pub use lifecycle::{drop_and_forget_tickets, drop_device_in_flight};
+pub use roundtrip::{edge_sizes, host_buffer_kinds, random_sizes, typed_views};
+
+use swap_api::Device;
+
+use crate::{Ctx, Outcome};
+
+/// One named case of the suite.
+pub struct Case<D> {
+    /// Name shown by the test runner (after `<backend>::`).
+    pub name: &'static str,
+    /// The check itself.
+    pub run: fn(&Ctx<D>) -> Outcome,
+}
+
+/// Every case of the device suite, in a stable order.
+pub fn all<D: Device>() -> Vec<Case<D>> {
+    macro_rules! cases {
+        ($($module:ident :: $case:ident),* $(,)?) => {
+            vec![$(Case { name: concat!(stringify!($module), "::", stringify!($case)), run: $case::<D> }),*]
+        };
+    }
+    cases![
+        roundtrip::edge_sizes,
+        roundtrip::random_sizes,
+        roundtrip::host_buffer_kinds,
+        roundtrip::typed_views,
+        concurrency::many_in_flight_any_order,
+        concurrency::ordered_when_claimed,
+        concurrency::poll_until_complete,
+        concurrency::four_threads,
+        errors::out_of_range,
+        errors::foreign_memory,
+        errors::beyond_capacity,
+        errors::zero_length,
+        faults::upload_fault,
+        faults::download_fault,
+        faults::allocation_fault,
+        faults::fault_hits_only_its_target,
+        lifecycle::drop_device_in_flight,
+        lifecycle::drop_and_forget_tickets,
+    ]
+}

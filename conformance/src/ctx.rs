@@ -1,0 +1,155 @@
+//! What every case gets: a way to open devices, proptest set-up, test data.
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use proptest::strategy::Strategy;
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+use swap_api::Device;
+
+/// A failed check, with a message saying what differed.
+#[derive(Debug)]
+pub struct CaseError(pub String);
+
+impl std::fmt::Display for CaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<swap_api::Error> for CaseError {
+    fn from(e: swap_api::Error) -> Self {
+        CaseError(format!("unexpected error: {e}"))
+    }
+}
+
+impl<D: Device, H> From<swap_api::Failed<D, H>> for CaseError {
+    fn from(e: swap_api::Failed<D, H>) -> Self {
+        CaseError(format!("unexpected transfer failure: {}", e.error))
+    }
+}
+
+impl From<CaseError> for TestCaseError {
+    fn from(e: CaseError) -> Self {
+        TestCaseError::fail(e.0)
+    }
+}
+
+/// Outcome of one case.
+pub type Outcome = Result<(), CaseError>;
+
+/// Fails the case with a formatted message unless the condition holds.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err($crate::CaseError(format!($($msg)+)).into());
+        }
+    };
+}
+
+/// Opens devices for a case and counts the inputs it checked.
+pub struct Ctx<D> {
+    open: Arc<dyn Fn() -> swap_api::Result<D> + Send + Sync>,
+    regressions: &'static str,
+    checked: AtomicUsize,
+}
+
+impl<D: Device> Ctx<D> {
+    pub(crate) fn new(
+        open: Arc<dyn Fn() -> swap_api::Result<D> + Send + Sync>,
+        regressions: &'static str,
+    ) -> Self {
+        Self {
+            open,
+            regressions,
+            checked: AtomicUsize::new(0),
+        }
+    }
+
+    /// Opens a fresh device.
+    pub fn device(&self) -> Result<D, CaseError> {
+        (self.open)().map_err(|e| CaseError(format!("opening the device failed: {e}")))
+    }
+
+    /// Records that `n` more inputs were checked.
+    pub fn checked(&self, n: usize) {
+        self.checked.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Inputs checked so far.
+    pub fn checked_count(&self) -> usize {
+        self.checked.load(Ordering::Relaxed)
+    }
+
+    /// Runs a property over generated inputs; failures are shrunk and the
+    /// seed saved to the backend's regression file, replayed first next time.
+    pub fn proptest<S>(&self, strategy: S, test: impl Fn(S::Value) -> Outcome) -> Outcome
+    where
+        S: Strategy,
+        S::Value: Debug,
+    {
+        let config = Config {
+            cases: proptest_cases(),
+            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(self.regressions))),
+            ..Config::default()
+        };
+        let mut runner = TestRunner::new(config);
+        let result = runner.run(&strategy, |value| {
+            self.checked(1);
+            test(value).map_err(TestCaseError::from)
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TestError::Fail(reason, value)) => Err(CaseError(format!(
+                "{reason}\nminimal failing input: {value:?}"
+            ))),
+            Err(TestError::Abort(reason)) => Err(CaseError(format!("proptest aborted: {reason}"))),
+        }
+    }
+}
+
+/// Generated inputs per property: `PROPTEST_CASES`, or 32.
+fn proptest_cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32)
+}
+
+/// Deterministic, seed-dependent bytes (xorshift), cheap for many MiB.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// First index at which two byte strings differ, for readable failures.
+pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))
+}
+
+/// Fails with the first differing offset unless `got == want`.
+pub fn expect_bytes(what: &str, got: &[u8], want: &[u8]) -> Outcome {
+    match first_difference(got, want) {
+        None => Ok(()),
+        Some(at) => Err(CaseError(format!(
+            "{what}: bytes differ at offset {at} (got {} bytes, want {} bytes; got {:?}, want {:?})",
+            got.len(),
+            want.len(),
+            got.get(at),
+            want.get(at)
+        ))),
+    }
+}

@@ -1,0 +1,55 @@
+//! The conformance suite every tensorswap backend runs.
+//!
+//! The cases ([`cases`]) are plain generic functions over any
+//! [`swap_api::Device`]; [`conformance_main!`] instantiates all of them for a
+//! backend in one line, as a `harness = false` test binary:
+//!
+//! ```toml
+//! # backend-foo/Cargo.toml
+//! [[test]]
+//! name = "conformance"
+//! harness = false
+//! ```
+//!
+//! ```ignore
+//! // backend-foo/tests/conformance.rs
+//! tensorswap_conformance::conformance_main!("foo", backend_foo::FooDevice::new);
+//! ```
+//!
+//! A backend whose constructor returns `Unavailable` or `Unsupported` (no
+//! GPU, no driver, not implemented) is reported as skipped with the reason;
+//! `TENSORSWAP_REQUIRE=cpu,wgpu` turns that skip into a failure. Generated
+//! inputs come from proptest (`PROPTEST_CASES` per property, default 32); a
+//! failing input is shrunk, printed, and its seed saved to
+//! `tests/conformance.proptest-regressions` of the backend crate, where it is
+//! replayed first on the next run.
+
+mod ctx;
+mod require;
+mod runner;
+
+pub mod cases;
+
+pub use ctx::{expect_bytes, first_difference, pattern, CaseError, Ctx, Outcome};
+pub use require::{parse_required, required_backends, KNOWN_BACKENDS, REQUIRE_VAR};
+pub use runner::run;
+
+/// Defines `main` for a backend's conformance test binary (`harness = false`).
+///
+/// `$backend` is the name `TENSORSWAP_REQUIRE` uses; `$open` is a
+/// `Fn() -> swap_api::Result<D>` opening a fresh device.
+#[macro_export]
+macro_rules! conformance_main {
+    ($backend:expr, $open:expr $(,)?) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::run(
+                $backend,
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/conformance.proptest-regressions"
+                ),
+                $open,
+            )
+        }
+    };
+}

@@ -1,0 +1,134 @@
+//! Runs the suite for one backend as a test binary, reporting skips with their reason.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Trial};
+use swap_api::Device;
+
+use crate::{cases, required_backends, Ctx, REQUIRE_VAR};
+
+/// Runs every case against devices from `open`, as a `harness = false` test
+/// binary (use [`crate::conformance_main!`] rather than calling this).
+///
+/// When `open` fails with `Unavailable`/`Unsupported`, the cases are reported
+/// as ignored with the reason, unless `TENSORSWAP_REQUIRE` names `backend`:
+/// then each case fails with the reason.
+pub fn run<D, F>(backend: &'static str, regressions: &'static str, open: F) -> ExitCode
+where
+    D: Device,
+    F: Fn() -> swap_api::Result<D> + Send + Sync + 'static,
+{
+    // This is a test harness: its report goes to stdout, like libtest's.
+    let args = Arguments::from_args();
+    let required = match required_backends() {
+        Ok(required) => required,
+        Err(message) => {
+            eprintln!("conformance[{backend}]: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let must_run = required.iter().any(|name| name == backend);
+    let open: Arc<dyn Fn() -> swap_api::Result<D> + Send + Sync> = Arc::new(open);
+    let probe = open().map(|dev| dev.info());
+    let ctx = Arc::new(Ctx::new(Arc::clone(&open), regressions));
+    let all = cases::all::<D>();
+    let count = all.len();
+
+    let verdict = verdict(backend, probe.as_ref().map(|_| ()), must_run);
+    match (&verdict, &probe) {
+        (Verdict::Run, Ok(info)) => {
+            println!("conformance[{backend}]: running {count} tests on {info}")
+        }
+        (Verdict::Skip(reason), _) => {
+            println!("conformance[{backend}]: SKIPPED {count} tests: {reason}")
+        }
+        (Verdict::Fail(reason), _) => {
+            println!("conformance[{backend}]: FAILING {count} tests: {reason}")
+        }
+        (Verdict::Run, Err(_)) => {}
+    }
+
+    let trials = all
+        .into_iter()
+        .map(|case| {
+            let name = format!("{backend}::{}", case.name);
+            match &verdict {
+                Verdict::Run => {
+                    let ctx = Arc::clone(&ctx);
+                    Trial::test(name, move || (case.run)(&ctx).map_err(|e| e.0.into()))
+                }
+                Verdict::Fail(reason) => {
+                    let reason = reason.clone();
+                    Trial::test(name, move || Err(reason.into()))
+                }
+                Verdict::Skip(_) => Trial::test(name, || Ok(())).with_ignored_flag(true),
+            }
+        })
+        .collect();
+
+    let conclusion = libtest_mimic::run(&args, trials);
+    if verdict == Verdict::Run {
+        println!(
+            "conformance[{backend}]: {} tests passed, {} failed, {} generated or listed inputs checked",
+            conclusion.num_passed,
+            conclusion.num_failed,
+            ctx.checked_count()
+        );
+    }
+    conclusion.exit_code()
+}
+
+/// What the runner does with a backend's cases.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The device opened: run everything.
+    Run,
+    /// The backend cannot run here and is not required: report ignored, with the reason.
+    Skip(String),
+    /// Every case fails with the reason.
+    Fail(String),
+}
+
+/// Decides from the outcome of opening a device and whether `TENSORSWAP_REQUIRE` names it.
+fn verdict(backend: &str, opened: Result<(), &swap_api::Error>, required: bool) -> Verdict {
+    match opened {
+        Ok(()) => Verdict::Run,
+        Err(error) if required => {
+            Verdict::Fail(format!("{REQUIRE_VAR} requires {backend}, but: {error}"))
+        }
+        Err(error) if error.is_unavailable() => Verdict::Skip(format!(
+            "{error} (set {REQUIRE_VAR}={backend} to make this a failure)"
+        )),
+        Err(error) => Verdict::Fail(format!("opening the {backend} device failed: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swap_api::Error;
+
+    #[test]
+    fn skips_only_unavailable_backends_that_are_not_required() {
+        let missing = Error::Unavailable {
+            backend: "wgpu",
+            reason: "no adapter".into(),
+        };
+        let broken = Error::Device {
+            backend: "wgpu",
+            op: "open",
+            reason: "driver crashed".into(),
+        };
+        assert_eq!(verdict("wgpu", Ok(()), true), Verdict::Run);
+        assert!(
+            matches!(verdict("wgpu", Err(&missing), false), Verdict::Skip(r) if r.contains("no adapter"))
+        );
+        assert!(
+            matches!(verdict("wgpu", Err(&missing), true), Verdict::Fail(r) if r.contains("requires wgpu"))
+        );
+        assert!(
+            matches!(verdict("wgpu", Err(&broken), false), Verdict::Fail(r) if r.contains("driver crashed"))
+        );
+    }
+}

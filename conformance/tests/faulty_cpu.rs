@@ -1,0 +1,10 @@
+//! The decorator must be transparent: a FaultyDevice with no fault armed
+//! passes the whole suite.
+
+use backend_cpu::CpuDevice;
+use swap_api::FaultyDevice;
+
+tensorswap_conformance::conformance_main!("cpu", || CpuDevice::builder()
+    .capacity(256 << 20)
+    .build()
+    .map(FaultyDevice::new));

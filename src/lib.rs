@@ -1,0 +1,46 @@
+//! tensorswap moves tensors between device memory (GPU), pinned host memory
+//! and (soon) NVMe files, behind one backend-agnostic [`Device`] trait.
+//!
+//! This is the facade crate: it re-exports the core API ([`swap_api`]) and,
+//! per cargo feature, the backends (`cpu`, the default; `wgpu`; `cuda`),
+//! plus [`open_best`], which opens the best device this machine can run and
+//! says why the others were passed over.
+//!
+//! ```
+//! use tensorswap::DeviceExt;
+//!
+//! let selection = tensorswap::open_best()?;
+//! let dev = selection.device;
+//! let mut host = dev.alloc_host(1 << 20)?;            // pinned where the backend can
+//! host.fill(7);
+//! let up = dev.upload(host, dev.alloc(1 << 20)?, 0)?; // the ticket owns both buffers
+//! let done = up.wait()?;                              // ... and hands them back
+//! let back = dev.download(done.device, 0, vec![0u8; 1 << 20])?.wait()?;
+//! assert!(back.host.iter().all(|&b| b == 7));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Library users who do not want the CLI's dependencies depend on it with
+//! `default-features = false, features = ["cpu"]` (or the backends they need).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(not(any(feature = "cpu", feature = "wgpu", feature = "cuda")))]
+compile_error!("tensorswap needs at least one backend feature: cpu, wgpu or cuda");
+
+mod any;
+mod select;
+
+pub use any::{AnyDevice, AnyMemory, AnyPending};
+pub use select::{open, open_best, Selection, COMPILED_BACKENDS};
+pub use swap_api::*;
+
+/// The CPU backend.
+#[cfg(feature = "cpu")]
+pub use backend_cpu as cpu;
+/// The CUDA backend.
+#[cfg(feature = "cuda")]
+pub use backend_cuda as cuda;
+/// The wgpu backend.
+#[cfg(feature = "wgpu")]
+pub use backend_wgpu as wgpu;

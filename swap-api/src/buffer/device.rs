@@ -1,0 +1,56 @@
+//! An owned device allocation with its length.
+
+use std::fmt;
+
+use crate::Device;
+
+/// Device memory allocated through [`crate::DeviceExt::alloc`]; freed on drop.
+///
+/// Transfers take a `DeviceBuffer` by value and hand it back when they
+/// complete, so safe code cannot free it or start a second transfer on it
+/// while a copy is running.
+pub struct DeviceBuffer<D: Device> {
+    memory: D::Memory,
+    len: usize,
+    backend: &'static str,
+}
+
+impl<D: Device> DeviceBuffer<D> {
+    pub(crate) fn new(memory: D::Memory, len: usize, backend: &'static str) -> Self {
+        Self {
+            memory,
+            len,
+            backend,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a zero-length allocation.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Name of the backend that allocated it.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The backend's handle, for backend-specific interop (e.g. handing a CUDA
+    /// allocation to a kernel).
+    pub fn memory(&self) -> &D::Memory {
+        &self.memory
+    }
+}
+
+impl<D: Device> fmt::Debug for DeviceBuffer<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeviceBuffer")
+            .field("backend", &self.backend)
+            .field("len", &self.len)
+            .finish()
+    }
+}

@@ -1,0 +1,66 @@
+//! The traits that let a transfer take ownership of host memory.
+
+use bytemuck::Pod;
+
+/// Host memory that a transfer may own while the device reads it.
+///
+/// Modelled on the io_uring rule (tokio-uring's `IoBuf`): the transfer takes
+/// the buffer by value and gives it back on completion, so the address must
+/// not change when the value is moved.
+///
+/// # Safety
+/// Implementors guarantee that `stable_ptr()` is valid for reads of
+/// `bytes_len()` bytes, and that both stay unchanged when `self` is moved,
+/// as long as `self` is not dropped or mutated through other methods.
+pub unsafe trait HostBuf: Send + Sync + 'static {
+    /// Start of the bytes.
+    fn stable_ptr(&self) -> *const u8;
+    /// Number of bytes a transfer moves.
+    fn bytes_len(&self) -> usize;
+}
+
+/// Host memory that a transfer may own while the device writes it.
+///
+/// # Safety
+/// As for [`HostBuf`]; in addition `stable_mut_ptr()` returns the same address
+/// as `stable_ptr()`, valid for writes of `bytes_len()` bytes, and any bit
+/// pattern written there leaves `self` valid.
+pub unsafe trait HostBufMut: HostBuf {
+    /// Start of the bytes, for writing.
+    fn stable_mut_ptr(&mut self) -> *mut u8;
+}
+
+// SAFETY: a Vec's heap block does not move when the Vec is moved; `len`
+// elements are initialised; T: Pod makes every byte pattern a valid T.
+unsafe impl<T: Pod + Send + Sync> HostBuf for Vec<T> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr().cast()
+    }
+    fn bytes_len(&self) -> usize {
+        std::mem::size_of_val(self.as_slice())
+    }
+}
+
+// SAFETY: as above.
+unsafe impl<T: Pod + Send + Sync> HostBufMut for Vec<T> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr().cast()
+    }
+}
+
+// SAFETY: a boxed slice's heap block does not move when the Box is moved.
+unsafe impl<T: Pod + Send + Sync> HostBuf for Box<[T]> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr().cast()
+    }
+    fn bytes_len(&self) -> usize {
+        std::mem::size_of_val(&**self)
+    }
+}
+
+// SAFETY: as above.
+unsafe impl<T: Pod + Send + Sync> HostBufMut for Box<[T]> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr().cast()
+    }
+}

@@ -1,0 +1,9 @@
+//! Memory that takes part in transfers: host buffers and device buffers.
+
+mod device;
+mod host;
+mod host_buf;
+
+pub use device::DeviceBuffer;
+pub use host::HostBuffer;
+pub use host_buf::{HostBuf, HostBufMut};

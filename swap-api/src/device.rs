@@ -1,0 +1,165 @@
+//! The backend trait: device memory, host registration, asynchronous copies.
+
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::Result;
+
+/// What a backend can do; the conformance suite tests only what is claimed here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Host memory from [`Device::register_host`] is really page-locked
+    /// (false: the backend works with pageable memory, e.g. under a low
+    /// `RLIMIT_MEMLOCK`, or has no notion of pinning).
+    pub pinned_host: bool,
+    /// Transfers run asynchronously to the submitting thread.
+    pub async_transfers: bool,
+    /// Transfers complete in submission order (one queue), so a download
+    /// submitted after an upload to the same range observes the uploaded bytes
+    /// without waiting for the upload first.
+    pub ordered_transfers: bool,
+    /// Files can be read into / written from device memory directly (GPUDirect Storage).
+    pub direct_storage: bool,
+    /// Largest single allocation in bytes.
+    pub max_allocation: usize,
+    /// Alignment the backend wants for host buffers it transfers from/to
+    /// (at least the page size).
+    pub host_alignment: usize,
+}
+
+/// What a device is, for humans and for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceInfo {
+    /// Backend name: `"cpu"`, `"wgpu"`, `"cuda"`, ...
+    pub backend: &'static str,
+    /// Device name as the driver reports it.
+    pub name: String,
+    /// Total device memory this handle may allocate, in bytes, when known.
+    pub memory_capacity: Option<usize>,
+}
+
+impl DeviceInfo {
+    /// Builds an info record.
+    pub fn new(
+        backend: &'static str,
+        name: impl Into<String>,
+        memory_capacity: Option<usize>,
+    ) -> Self {
+        Self {
+            backend,
+            name: name.into(),
+            memory_capacity,
+        }
+    }
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.backend)?;
+        if let Some(cap) = self.memory_capacity {
+            write!(f, ", {cap} bytes")?;
+        }
+        Ok(())
+    }
+}
+
+/// A backend's in-flight operation.
+///
+/// # Contract
+/// - `is_complete` never blocks; once it returns true, `wait` returns at once.
+/// - `wait` blocks until the operation has finished touching both buffers and
+///   returns its outcome. After `wait` returns (with `Ok` or `Err`) the
+///   backend no longer reads or writes the memory involved.
+/// - Dropping a pending operation without waiting must not free or reuse any
+///   memory involved; the safe layer ([`crate::Transfer`]) always waits.
+pub trait PendingOp: Send + 'static {
+    /// True when the operation has finished (successfully or not).
+    fn is_complete(&self) -> bool;
+    /// Blocks until the operation has finished and returns its outcome.
+    fn wait(self) -> Result<()>;
+}
+
+/// A device that holds memory and copies bytes to and from host memory.
+///
+/// This is the low-level trait a backend implements. Users call the safe,
+/// validating layer on top of it ([`crate::DeviceExt`], [`crate::Transfer`]),
+/// which checks ranges and moves ownership of both buffers into each transfer
+/// so that no safe code can race it, free memory under it, or leak its way
+/// into a use-after-free.
+///
+/// # Contract
+/// - A `Device` is shared across threads (`Send + Sync`); every method may be
+///   called concurrently.
+/// - [`Device::Memory`] frees its device memory when dropped, and may outlive
+///   the `Device` handle that allocated it.
+/// - Allocation beyond what the device has left is
+///   [`crate::Error::OutOfMemory`] and leaves the device usable.
+/// - Each transfer returns its own [`PendingOp`]; there is no device-wide wait.
+/// - A failed transfer reports a typed error from `wait` and leaves its
+///   *source* bytes unchanged.
+/// - Dropping the `Device` while transfers are in flight is safe: the backend
+///   finishes or fails them; their pending ops still complete.
+pub trait Device: Send + Sync + 'static {
+    /// An owned device allocation; frees itself on drop.
+    type Memory: Send + Sync + 'static;
+    /// An in-flight transfer.
+    type Pending: PendingOp;
+    /// Keeps host memory registered with the device; unregisters on drop.
+    type Registration: Send + Sync + 'static;
+
+    /// Describes the device.
+    fn info(&self) -> DeviceInfo;
+
+    /// What the backend can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Allocates `len` bytes of device memory (contents unspecified).
+    fn allocate_memory(&self, len: usize) -> Result<Self::Memory>;
+
+    /// True when `memory` was allocated by this device (or a clone of its handle),
+    /// so that it may be passed to this device's transfers.
+    fn owns(&self, memory: &Self::Memory) -> bool;
+
+    /// Registers (pins) host memory so that transfers from/to it run at full
+    /// speed; a backend with nothing to do returns a no-op registration.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len` must be host memory of this process that stays
+    /// allocated until the returned registration is dropped.
+    unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<Self::Registration>;
+
+    /// Starts copying `len` bytes from host memory at `src` into `dst` at
+    /// byte offset `dst_offset`.
+    ///
+    /// # Safety
+    /// - `dst` was allocated by this device ([`Device::owns`]) with at least
+    ///   `dst_offset + len` bytes.
+    /// - `src..src + len` is readable and is not written by anyone, and `dst`
+    ///   is neither dropped nor used by another transfer, until the returned
+    ///   operation has been waited.
+    unsafe fn submit_upload(
+        &self,
+        src: *const u8,
+        len: usize,
+        dst: &Self::Memory,
+        dst_offset: usize,
+    ) -> Result<Self::Pending>;
+
+    /// Starts copying `len` bytes from `src` at byte offset `src_offset` into
+    /// host memory at `dst`.
+    ///
+    /// # Safety
+    /// - `src` was allocated by this device ([`Device::owns`]) with at least
+    ///   `src_offset + len` bytes.
+    /// - `dst..dst + len` is writable and not accessed by anyone else, and
+    ///   `src` is neither dropped nor written by another transfer, until the
+    ///   returned operation has been waited.
+    unsafe fn submit_download(
+        &self,
+        src: &Self::Memory,
+        src_offset: usize,
+        dst: *mut u8,
+        len: usize,
+    ) -> Result<Self::Pending>;
+}

@@ -1,0 +1,145 @@
+//! The safe, validating API every user calls: [`DeviceExt`].
+
+use std::ptr::NonNull;
+
+use crate::buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
+use crate::transfer::{Failed, Transfer, TransferResult};
+use crate::{check_range, Device, Direction, Error, Result};
+
+/// Safe operations on any [`Device`]: allocation, registered host memory and
+/// transfers that own their buffers while in flight.
+///
+/// Implemented for every `Device`; bring it into scope and call the methods on
+/// the device.
+///
+/// ```ignore
+/// use swap_api::DeviceExt;
+/// let host = dev.alloc_host(1 << 20)?;          // pinned where the backend can
+/// let mem = dev.alloc(1 << 20)?;                // device memory
+/// let up = dev.upload(host, mem, 0)?;           // ticket owns both buffers
+/// let done = up.wait()?;                        // ... and gives them back
+/// ```
+pub trait DeviceExt: Device + Sized {
+    /// Allocates `len` bytes of device memory.
+    fn alloc(&self, len: usize) -> Result<DeviceBuffer<Self>> {
+        let memory = self.allocate_memory(len)?;
+        Ok(DeviceBuffer::new(memory, len, self.info().backend))
+    }
+
+    /// Allocates `len` zeroed bytes of host memory aligned to the backend's
+    /// [`host_alignment`](crate::Capabilities::host_alignment) and registered
+    /// with the device (page-locked where the backend can).
+    fn alloc_host(&self, len: usize) -> Result<HostBuffer> {
+        let caps = self.capabilities();
+        let mut buf = HostBuffer::with_alignment(len, caps.host_alignment)?;
+        let ptr = NonNull::new(buf.stable_mut_ptr()).ok_or(Error::HostAlloc {
+            len,
+            align: caps.host_alignment,
+        })?;
+        // SAFETY: the registration is stored inside `buf` and HostBuffer drops
+        // it before freeing the memory, so the range outlives it.
+        let registration = unsafe { self.register_host(ptr, len)? };
+        buf.attach_registration(Box::new(registration), caps.pinned_host);
+        Ok(buf)
+    }
+
+    /// Starts copying all of `src` into `dst` at `dst_offset`.
+    ///
+    /// Refused up front (buffers handed back in [`Failed`]) when the range does
+    /// not fit or `dst` belongs to another device.
+    fn upload<H: HostBuf>(
+        &self,
+        src: H,
+        dst: DeviceBuffer<Self>,
+        dst_offset: usize,
+    ) -> Result<Transfer<Self, H>, Failed<Self, H>> {
+        let len = src.bytes_len();
+        if let Err(error) = check_target(self, &dst, dst_offset, len) {
+            return Err(Failed {
+                error,
+                host: src,
+                device: dst,
+            });
+        }
+        // SAFETY: the range fits and dst is ours (checked above); the Transfer
+        // takes ownership of `src` and `dst` and holds them until the op has
+        // been waited (or forever, if leaked), so nobody else touches them.
+        match unsafe { self.submit_upload(src.stable_ptr(), len, dst.memory(), dst_offset) } {
+            Ok(op) => Ok(Transfer::new(op, src, dst, Direction::Upload)),
+            Err(error) => Err(Failed {
+                error,
+                host: src,
+                device: dst,
+            }),
+        }
+    }
+
+    /// Starts copying `dst.bytes_len()` bytes of `src`, from `src_offset`, into `dst`.
+    ///
+    /// Refused up front (buffers handed back in [`Failed`]) when the range does
+    /// not fit or `src` belongs to another device.
+    fn download<H: HostBufMut>(
+        &self,
+        src: DeviceBuffer<Self>,
+        src_offset: usize,
+        mut dst: H,
+    ) -> Result<Transfer<Self, H>, Failed<Self, H>> {
+        let len = dst.bytes_len();
+        if let Err(error) = check_target(self, &src, src_offset, len) {
+            return Err(Failed {
+                error,
+                host: dst,
+                device: src,
+            });
+        }
+        let ptr = dst.stable_mut_ptr();
+        // SAFETY: as in upload: range checked, memory ours, both buffers owned
+        // by the Transfer until the op has been waited.
+        match unsafe { self.submit_download(src.memory(), src_offset, ptr, len) } {
+            Ok(op) => Ok(Transfer::new(op, dst, src, Direction::Download)),
+            Err(error) => Err(Failed {
+                error,
+                host: dst,
+                device: src,
+            }),
+        }
+    }
+
+    /// Uploads and waits: a blocking convenience over [`DeviceExt::upload`].
+    fn upload_blocking<H: HostBuf>(
+        &self,
+        src: H,
+        dst: DeviceBuffer<Self>,
+        dst_offset: usize,
+    ) -> TransferResult<Self, H> {
+        self.upload(src, dst, dst_offset)?.wait()
+    }
+
+    /// Downloads and waits: a blocking convenience over [`DeviceExt::download`].
+    fn download_blocking<H: HostBufMut>(
+        &self,
+        src: DeviceBuffer<Self>,
+        src_offset: usize,
+        dst: H,
+    ) -> TransferResult<Self, H> {
+        self.download(src, src_offset, dst)?.wait()
+    }
+}
+
+impl<D: Device> DeviceExt for D {}
+
+/// Checks that `buf` belongs to `dev` and that `offset..offset + len` fits in it.
+fn check_target<D: Device>(
+    dev: &D,
+    buf: &DeviceBuffer<D>,
+    offset: usize,
+    len: usize,
+) -> Result<()> {
+    if !dev.owns(buf.memory()) {
+        return Err(Error::ForeignMemory {
+            memory: buf.backend(),
+            device: dev.info().backend,
+        });
+    }
+    check_range("device buffer", offset, len, buf.len())
+}

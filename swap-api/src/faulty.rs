@@ -1,0 +1,208 @@
+//! A decorator that injects faults into any [`Device`], so the same failure
+//! tests run on every backend.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::{Capabilities, Device, DeviceInfo, Direction, Error, PendingOp, Result};
+
+/// When an injected transfer fault shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultStage {
+    /// The submission itself is refused (the buffers come straight back).
+    Submit,
+    /// The submission is accepted and the ticket completes with the error,
+    /// without the copy having happened.
+    Complete,
+}
+
+/// Wraps a device and fails the Nth allocation or transfer on request.
+///
+/// Everything else is passed through unchanged, so a `FaultyDevice` with no
+/// fault armed must pass the whole conformance suite.
+///
+/// ```ignore
+/// let dev = FaultyDevice::new(CpuDevice::new()?);
+/// dev.fail_transfer(2, FaultStage::Complete); // the 2nd transfer from now fails
+/// ```
+#[derive(Debug)]
+pub struct FaultyDevice<D> {
+    inner: D,
+    allocations: AtomicU64,
+    transfers: AtomicU64,
+    // Absolute 1-based index of the operation to fail; 0 = none armed.
+    fail_allocation_at: AtomicU64,
+    fail_transfer_at: AtomicU64,
+    // 0 = Submit, 1 = Complete.
+    fail_transfer_stage: AtomicU64,
+}
+
+impl<D: Device> FaultyDevice<D> {
+    /// Wraps `inner` with no fault armed.
+    pub fn new(inner: D) -> Self {
+        Self {
+            inner,
+            allocations: AtomicU64::new(0),
+            transfers: AtomicU64::new(0),
+            fail_allocation_at: AtomicU64::new(0),
+            fail_transfer_at: AtomicU64::new(0),
+            fail_transfer_stage: AtomicU64::new(0),
+        }
+    }
+
+    /// The wrapped device.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+
+    /// Makes the `nth` allocation from now fail (`1` = the next one).
+    pub fn fail_allocation(&self, nth: u64) {
+        let at = self.allocations.load(Ordering::SeqCst) + nth.max(1);
+        self.fail_allocation_at.store(at, Ordering::SeqCst);
+    }
+
+    /// Makes the `nth` transfer from now (uploads and downloads counted
+    /// together; `1` = the next one) fail at `stage`.
+    pub fn fail_transfer(&self, nth: u64, stage: FaultStage) {
+        let at = self.transfers.load(Ordering::SeqCst) + nth.max(1);
+        self.fail_transfer_stage
+            .store(u64::from(stage == FaultStage::Complete), Ordering::SeqCst);
+        self.fail_transfer_at.store(at, Ordering::SeqCst);
+    }
+
+    fn next_transfer_fault(
+        &self,
+        direction: Direction,
+        offset: usize,
+        len: usize,
+    ) -> Option<(Error, FaultStage)> {
+        let n = self.transfers.fetch_add(1, Ordering::SeqCst) + 1;
+        if self
+            .fail_transfer_at
+            .compare_exchange(n, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return None;
+        }
+        let stage = match self.fail_transfer_stage.load(Ordering::SeqCst) {
+            0 => FaultStage::Submit,
+            _ => FaultStage::Complete,
+        };
+        let error = Error::Transfer {
+            backend: self.inner.info().backend,
+            direction,
+            offset,
+            len,
+            reason: format!("injected fault (transfer #{n})"),
+        };
+        Some((error, stage))
+    }
+
+    fn submit(
+        &self,
+        direction: Direction,
+        offset: usize,
+        len: usize,
+        start: impl FnOnce() -> Result<D::Pending>,
+    ) -> Result<FaultyPending<D::Pending>> {
+        match self.next_transfer_fault(direction, offset, len) {
+            None => start().map(FaultyPending::Real),
+            Some((error, FaultStage::Submit)) => Err(error),
+            Some((error, FaultStage::Complete)) => Ok(FaultyPending::Failed(error)),
+        }
+    }
+}
+
+/// A pending op of [`FaultyDevice`]: the real one, or an injected failure.
+#[derive(Debug)]
+pub enum FaultyPending<P> {
+    /// Passed through to the wrapped device.
+    Real(P),
+    /// Completes at once with this error; no byte was copied.
+    Failed(Error),
+}
+
+impl<P: PendingOp> PendingOp for FaultyPending<P> {
+    fn is_complete(&self) -> bool {
+        match self {
+            FaultyPending::Real(op) => op.is_complete(),
+            FaultyPending::Failed(_) => true,
+        }
+    }
+
+    fn wait(self) -> Result<()> {
+        match self {
+            FaultyPending::Real(op) => op.wait(),
+            FaultyPending::Failed(error) => Err(error),
+        }
+    }
+}
+
+impl<D: Device> Device for FaultyDevice<D> {
+    type Memory = D::Memory;
+    type Pending = FaultyPending<D::Pending>;
+    type Registration = D::Registration;
+
+    fn info(&self) -> DeviceInfo {
+        let inner = self.inner.info();
+        DeviceInfo {
+            name: format!("faulty({})", inner.name),
+            ..inner
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn allocate_memory(&self, len: usize) -> Result<Self::Memory> {
+        let n = self.allocations.fetch_add(1, Ordering::SeqCst) + 1;
+        if self
+            .fail_allocation_at
+            .compare_exchange(n, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return Err(Error::Device {
+                backend: self.inner.info().backend,
+                op: "allocate",
+                reason: format!("injected fault (allocation #{n} of {len} bytes)"),
+            });
+        }
+        self.inner.allocate_memory(len)
+    }
+
+    fn owns(&self, memory: &Self::Memory) -> bool {
+        self.inner.owns(memory)
+    }
+
+    unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<Self::Registration> {
+        // SAFETY: forwarded unchanged; our caller upholds the same contract.
+        unsafe { self.inner.register_host(ptr, len) }
+    }
+
+    unsafe fn submit_upload(
+        &self,
+        src: *const u8,
+        len: usize,
+        dst: &Self::Memory,
+        dst_offset: usize,
+    ) -> Result<Self::Pending> {
+        self.submit(Direction::Upload, dst_offset, len, || {
+            // SAFETY: forwarded unchanged; our caller upholds the same contract.
+            unsafe { self.inner.submit_upload(src, len, dst, dst_offset) }
+        })
+    }
+
+    unsafe fn submit_download(
+        &self,
+        src: &Self::Memory,
+        src_offset: usize,
+        dst: *mut u8,
+        len: usize,
+    ) -> Result<Self::Pending> {
+        self.submit(Direction::Download, src_offset, len, || {
+            // SAFETY: forwarded unchanged; our caller upholds the same contract.
+            unsafe { self.inner.submit_download(src, src_offset, dst, len) }
+        })
+    }
+}

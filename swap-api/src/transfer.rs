@@ -1,0 +1,158 @@
+//! Tickets for in-flight copies that own their buffers until completion.
+
+use std::fmt;
+
+use crate::{Device, DeviceBuffer, Direction, Error, PendingOp};
+
+/// The buffers of a finished transfer, handed back to the caller.
+#[derive(Debug)]
+pub struct Done<D: Device, H> {
+    /// The host side.
+    pub host: H,
+    /// The device side.
+    pub device: DeviceBuffer<D>,
+}
+
+/// A transfer that was refused or failed. Nothing is lost: both buffers come
+/// back, and the transfer's source still holds its bytes.
+pub struct Failed<D: Device, H> {
+    /// What went wrong.
+    pub error: Error,
+    /// The host side.
+    pub host: H,
+    /// The device side.
+    pub device: DeviceBuffer<D>,
+}
+
+impl<D: Device, H> Failed<D, H> {
+    /// Drops the buffers and keeps the error.
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+}
+
+impl<D: Device, H> fmt::Debug for Failed<D, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failed")
+            .field("error", &self.error)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Device, H> fmt::Display for Failed<D, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<D: Device, H> std::error::Error for Failed<D, H> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<D: Device, H> From<Failed<D, H>> for Error {
+    fn from(failed: Failed<D, H>) -> Self {
+        failed.error
+    }
+}
+
+/// What waiting on a [`Transfer`] gives: the buffers, or the error with the buffers.
+pub type TransferResult<D, H> = Result<Done<D, H>, Failed<D, H>>;
+
+/// The completion ticket of one upload or download.
+///
+/// The ticket owns the host buffer and the device buffer until the copy has
+/// finished; [`Transfer::wait`] gives them back. Dropping a ticket waits for
+/// the copy; leaking it (`mem::forget`) leaks the buffers too, so the device
+/// never writes into freed memory.
+#[must_use = "a transfer must be waited to get its buffers and its outcome back"]
+pub struct Transfer<D: Device, H> {
+    // None only after wait() moved the parts out.
+    inner: Option<InFlight<D, H>>,
+    direction: Direction,
+}
+
+struct InFlight<D: Device, H> {
+    op: D::Pending,
+    host: H,
+    device: DeviceBuffer<D>,
+}
+
+impl<D: Device, H> Transfer<D, H> {
+    pub(crate) fn new(
+        op: D::Pending,
+        host: H,
+        device: DeviceBuffer<D>,
+        direction: Direction,
+    ) -> Self {
+        Self {
+            inner: Some(InFlight { op, host, device }),
+            direction,
+        }
+    }
+
+    /// Upload or download.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// True once the copy has finished (successfully or not); never blocks.
+    pub fn is_complete(&self) -> bool {
+        self.inner.as_ref().is_none_or(|f| f.op.is_complete())
+    }
+
+    /// Blocks until the copy has finished and returns the buffers, with the
+    /// error if it failed.
+    pub fn wait(mut self) -> TransferResult<D, H> {
+        let InFlight { op, host, device } = self
+            .inner
+            .take()
+            .expect("Transfer::inner is Some until wait consumes the ticket");
+        match op.wait() {
+            Ok(()) => Ok(Done { host, device }),
+            Err(error) => Err(Failed {
+                error,
+                host,
+                device,
+            }),
+        }
+    }
+
+    /// Returns the outcome if the copy has finished, or the ticket back if not.
+    pub fn try_wait(self) -> Result<TransferResult<D, H>, Self> {
+        if self.is_complete() {
+            Ok(self.wait())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl<D: Device, H> Drop for Transfer<D, H> {
+    fn drop(&mut self) {
+        if let Some(InFlight { op, .. }) = self.inner.take() {
+            // The buffers are dropped only after the copy has stopped touching them.
+            if let Err(error) = op.wait() {
+                tracing::warn!(direction = %self.direction, %error, "dropped transfer failed");
+            }
+        }
+    }
+}
+
+impl<D: Device, H> fmt::Debug for Transfer<D, H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transfer")
+            .field("direction", &self.direction)
+            .field("complete", &self.is_complete())
+            .finish()
+    }
+}
+
+/// Waits for every transfer, in order, and returns each outcome.
+pub fn wait_all<D: Device, H>(
+    transfers: impl IntoIterator<Item = Transfer<D, H>>,
+) -> Vec<TransferResult<D, H>> {
+    transfers.into_iter().map(Transfer::wait).collect()
+}
