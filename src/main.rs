@@ -2,6 +2,7 @@
 
 mod cli;
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -25,18 +26,22 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
     let args = Args::parse();
+    let mut out = std::io::stdout().lock();
     let outcome = match args.command {
-        Command::Info => cli::info::run(),
-        Command::Bench(bench) => cli::bench::run(&bench),
+        Command::Info => cli::info::run(&mut out),
+        Command::Bench(bench) => cli::bench::run(&bench, &mut out),
     };
-    match outcome {
+    match outcome.and_then(|()| Ok(out.flush()?)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`tensorswap info | head`): nothing left to say.
+        Err(error) if cli::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tensorswap: {error:#}");
             ExitCode::FAILURE

@@ -1,6 +1,7 @@
 //! `tensorswap bench`: host <-> device transfer throughput next to a plain memcpy.
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -47,7 +48,7 @@ struct Measurement {
     vs_memcpy: Option<f64>,
 }
 
-pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.min_size == 0 || args.min_size > args.max_size {
         bail!(
             "--min-size ({}) must be at least 1 byte and at most --max-size ({})",
@@ -113,13 +114,14 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             record("download", down, true),
             record("memcpy", copy, false),
         ];
-        progress.suspend(|| {
+        progress.suspend(|| -> anyhow::Result<()> {
             if args.json {
                 for row in &rows {
-                    println!("{}", serde_json::to_string(row).unwrap_or_default());
+                    writeln!(out, "{}", serde_json::to_string(row)?)?;
                 }
             } else {
-                println!(
+                writeln!(
+                    out,
                     "{:>10} {:>6} {:>12.2} {:>14.2} {:>12.2} {:>13.2}x {:>15.2}x",
                     size::show(bytes),
                     reps,
@@ -128,9 +130,10 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     rows[2].gbps,
                     rows[0].vs_memcpy.unwrap_or(f64::NAN),
                     rows[1].vs_memcpy.unwrap_or(f64::NAN),
-                );
+                )?;
             }
-        });
+            Ok(out.flush()?)
+        })?;
         progress.inc(1);
     }
     progress.finish_and_clear();

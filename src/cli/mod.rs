@@ -3,3 +3,11 @@
 pub(crate) mod bench;
 pub(crate) mod info;
 pub(crate) mod size;
+
+/// True when `error` comes from writing to a pipe whose reader has gone.
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}

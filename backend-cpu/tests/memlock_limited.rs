@@ -1,0 +1,130 @@
+//! The CPU backend under a non-root user's page-locking limit: it must run
+//! unlocked, say `pinned_host: false`, move more bytes than the limit allows
+//! to lock, and refuse `Pinning::Required` with an actionable error.
+//!
+//! `harness = false` so that privileges are dropped in `main` before any
+//! thread exists (as root: `setuid(nobody)`, which clears `CAP_IPC_LOCK`;
+//! otherwise only the soft `RLIMIT_MEMLOCK` is lowered).
+
+use std::process::ExitCode;
+
+use backend_cpu::{CpuDevice, Pinning};
+use swap_api::sys::memlock::{Locked, MemlockLimit};
+use swap_api::{Device, DeviceExt, Error};
+
+const LIMIT: u64 = 8 << 20;
+const NOBODY: libc::uid_t = 65534;
+
+fn drop_privileges() -> Result<(), String> {
+    // SAFETY: plain syscalls on this process; no threads exist yet.
+    unsafe {
+        if libc::geteuid() == 0 && (libc::setgid(NOBODY) != 0 || libc::setuid(NOBODY) != 0) {
+            return Err(format!(
+                "setuid(nobody): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) != 0 {
+            return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
+        }
+        rl.rlim_cur = rl.rlim_cur.min(LIMIT as libc::rlim_t);
+        if libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) != 0 {
+            return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+fn auto_pinning_runs_unlocked() -> Result<(), String> {
+    let dev = CpuDevice::new().map_err(|e| e.to_string())?;
+    if dev.capabilities().pinned_host {
+        return Err("capabilities claim pinned host memory under an 8 MiB limit".into());
+    }
+    // Four times what the process may lock, through host and device memory.
+    let len = 32 << 20;
+    let mut host = dev.alloc_host(len).map_err(|e| e.to_string())?;
+    if host.is_pinned() {
+        return Err("host buffer claims to be pinned".into());
+    }
+    host.iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = (i % 251) as u8);
+    let done = dev
+        .upload_blocking(host, dev.alloc(len).map_err(|e| e.to_string())?, 0)
+        .map_err(|e| e.to_string())?;
+    let back = dev
+        .download_blocking(done.device, 0, vec![0u8; len])
+        .map_err(|e| e.to_string())?;
+    if back.host[..] != done.host[..] {
+        return Err("round trip through unlocked memory changed bytes".into());
+    }
+    Ok(())
+}
+
+fn required_pinning_is_refused() -> Result<(), String> {
+    match CpuDevice::builder().pinning(Pinning::Required).build() {
+        Err(Error::Unavailable { reason, .. }) if reason.contains("ulimit -l") => Ok(()),
+        Err(other) => Err(format!(
+            "expected Unavailable naming `ulimit -l`, got {other}"
+        )),
+        Ok(_) => Err("Pinning::Required opened a device that cannot pin".into()),
+    }
+}
+
+fn locking_past_the_limit_is_a_typed_error() -> Result<(), String> {
+    let buf = vec![0u8; 2 * LIMIT as usize];
+    // SAFETY: `buf` outlives the guard (dropped at the end of the match).
+    match unsafe { Locked::new(buf.as_ptr(), buf.len()) } {
+        Err(Error::Pin { len, source }) if len == buf.len() => {
+            let shown = Error::Pin { len, source }.to_string();
+            if shown.contains("RLIMIT_MEMLOCK") {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Pin error does not say which knob to change: {shown}"
+                ))
+            }
+        }
+        Err(other) => Err(format!("expected Error::Pin, got {other}")),
+        Ok(_) => Err("locked twice the limit".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    if let Err(e) = drop_privileges() {
+        println!("memlock_limited: cannot set up the limit: {e}");
+        return ExitCode::FAILURE;
+    }
+    println!("memlock_limited: {}", MemlockLimit::current());
+    let checks: [(&str, fn() -> Result<(), String>); 3] = [
+        ("auto_pinning_runs_unlocked", auto_pinning_runs_unlocked),
+        ("required_pinning_is_refused", required_pinning_is_refused),
+        (
+            "locking_past_the_limit_is_a_typed_error",
+            locking_past_the_limit_is_a_typed_error,
+        ),
+    ];
+    let mut failed = 0;
+    for (name, check) in checks {
+        match check() {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(e) => {
+                failed += 1;
+                println!("test {name} ... FAILED: {e}");
+            }
+        }
+    }
+    println!(
+        "memlock_limited: {} passed, {failed} failed",
+        checks.len() - failed
+    );
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
