@@ -15,6 +15,9 @@ use swap_api::{Device, DeviceExt, Error};
 const LIMIT: u64 = 8 << 20;
 const NOBODY: libc::uid_t = 65534;
 
+/// One named check; `Err` says what went wrong.
+type Check = (&'static str, fn() -> Result<(), String>);
+
 fn drop_privileges() -> Result<(), String> {
     // SAFETY: plain syscalls on this process; no threads exist yet.
     unsafe {
@@ -100,7 +103,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     println!("memlock_limited: {}", MemlockLimit::current());
-    let checks: [(&str, fn() -> Result<(), String>); 3] = [
+    let checks: [Check; 3] = [
         ("auto_pinning_runs_unlocked", auto_pinning_runs_unlocked),
         ("required_pinning_is_refused", required_pinning_is_refused),
         (
