@@ -2,7 +2,7 @@
 //! tests run on every backend.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{Capabilities, Device, DeviceInfo, Direction, Error, PendingOp, Result};
 
@@ -33,8 +33,8 @@ pub struct FaultyDevice<D> {
     // Absolute 1-based index of the operation to fail; 0 = none armed.
     fail_allocation_at: AtomicU64,
     fail_transfer_at: AtomicU64,
-    // 0 = Submit, 1 = Complete.
-    fail_transfer_stage: AtomicU64,
+    // true: the armed transfer fails at completion; false: at submission.
+    fail_transfer_at_completion: AtomicBool,
 }
 
 impl<D: Device> FaultyDevice<D> {
@@ -46,7 +46,7 @@ impl<D: Device> FaultyDevice<D> {
             transfers: AtomicU64::new(0),
             fail_allocation_at: AtomicU64::new(0),
             fail_transfer_at: AtomicU64::new(0),
-            fail_transfer_stage: AtomicU64::new(0),
+            fail_transfer_at_completion: AtomicBool::new(false),
         }
     }
 
@@ -65,8 +65,8 @@ impl<D: Device> FaultyDevice<D> {
     /// together; `1` = the next one) fail at `stage`.
     pub fn fail_transfer(&self, nth: u64, stage: FaultStage) {
         let at = self.transfers.load(Ordering::SeqCst) + nth.max(1);
-        self.fail_transfer_stage
-            .store(u64::from(stage == FaultStage::Complete), Ordering::SeqCst);
+        self.fail_transfer_at_completion
+            .store(stage == FaultStage::Complete, Ordering::SeqCst);
         self.fail_transfer_at.store(at, Ordering::SeqCst);
     }
 
@@ -84,9 +84,10 @@ impl<D: Device> FaultyDevice<D> {
         {
             return None;
         }
-        let stage = match self.fail_transfer_stage.load(Ordering::SeqCst) {
-            0 => FaultStage::Submit,
-            _ => FaultStage::Complete,
+        let stage = if self.fail_transfer_at_completion.load(Ordering::SeqCst) {
+            FaultStage::Complete
+        } else {
+            FaultStage::Submit
         };
         let error = Error::Transfer {
             backend: self.inner.info().backend,

@@ -1,6 +1,6 @@
 //! Injected faults (through `FaultyDevice`) are typed errors that lose nothing.
 
-use swap_api::{Device, DeviceExt, Direction, Error, FaultStage, FaultyDevice};
+use swap_api::{Device, DeviceExt, Direction, Error, Failed, FaultStage, FaultyDevice, Transfer};
 
 use super::io::{filled, get};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -15,6 +15,20 @@ fn expect_transfer_error(error: &Error, direction: Direction) -> Outcome {
     Ok(())
 }
 
+/// The failure of a transfer that must fail, refused at submission or at completion.
+fn failure<D: Device, H>(
+    submitted: Result<Transfer<D, H>, Failed<D, H>>,
+    what: &str,
+) -> Result<Failed<D, H>, CaseError> {
+    match submitted {
+        Err(refused) => Ok(refused),
+        Ok(ticket) => match ticket.wait() {
+            Err(failed) => Ok(failed),
+            Ok(_) => Err(CaseError(format!("{what} succeeded"))),
+        },
+    }
+}
+
 /// A failed upload (refused at submission, or failing at completion) hands
 /// back its source intact and leaves the device bytes as they were.
 pub fn upload_fault<D: Device>(ctx: &Ctx<D>) -> Outcome {
@@ -26,17 +40,10 @@ pub fn upload_fault<D: Device>(ctx: &Ctx<D>) -> Outcome {
         let mut host = dev.alloc_host(LEN)?;
         host.copy_from_slice(&new);
         dev.fail_transfer(1, stage);
-        let failed = match dev.upload(host, buf, 0) {
-            Err(refused) => refused,
-            Ok(ticket) => match ticket.wait() {
-                Err(failed) => failed,
-                Ok(_) => {
-                    return Err(CaseError(format!(
-                        "upload with a {stage:?} fault succeeded"
-                    )))
-                }
-            },
-        };
+        let failed = failure(
+            dev.upload(host, buf, 0),
+            &format!("upload with a {stage:?} fault"),
+        )?;
         expect_transfer_error(&failed.error, Direction::Upload)?;
         expect_bytes("source of a failed upload", &failed.host, &new)?;
         let (buf, back) = get(&dev, failed.device, 0, LEN)?;
@@ -57,17 +64,10 @@ pub fn download_fault<D: Device>(ctx: &Ctx<D>) -> Outcome {
     for stage in [FaultStage::Submit, FaultStage::Complete] {
         let buf = filled(&dev, &data)?;
         dev.fail_transfer(1, stage);
-        let failed = match dev.download(buf, 0, vec![0u8; LEN]) {
-            Err(refused) => refused,
-            Ok(ticket) => match ticket.wait() {
-                Err(failed) => failed,
-                Ok(_) => {
-                    return Err(CaseError(format!(
-                        "download with a {stage:?} fault succeeded"
-                    )))
-                }
-            },
-        };
+        let failed = failure(
+            dev.download(buf, 0, vec![0u8; LEN]),
+            &format!("download with a {stage:?} fault"),
+        )?;
         expect_transfer_error(&failed.error, Direction::Download)?;
         let done = dev.download_blocking(failed.device, 0, failed.host)?;
         expect_bytes("device bytes after a failed download", &done.host, &data)?;
