@@ -122,3 +122,45 @@ impl Device for CpuDevice {
         unsafe { self.shared.copier.submit(src, dst, len) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use swap_api::DeviceExt;
+
+    use super::*;
+
+    #[test]
+    fn added_latency_makes_transfers_observably_asynchronous() {
+        let latency = Duration::from_millis(50);
+        let dev = CpuDevice::builder().latency(latency).build().unwrap();
+        let started = Instant::now();
+        let ticket = dev
+            .upload(vec![7u8; 4096], dev.alloc(4096).unwrap(), 0)
+            .unwrap();
+        // Submission returned without waiting for the copy thread.
+        assert!(
+            !ticket.is_complete(),
+            "complete {:?} after submission",
+            started.elapsed()
+        );
+        let done = ticket.wait().unwrap();
+        assert!(started.elapsed() >= latency);
+        let back = dev
+            .download_blocking(done.device, 0, vec![0u8; 4096])
+            .unwrap();
+        assert!(back.host.iter().all(|&b| b == 7));
+    }
+
+    #[test]
+    fn device_memory_outlives_its_device_and_returns_to_the_budget() {
+        let dev = CpuDevice::builder().capacity(1 << 20).build().unwrap();
+        let probe = dev.clone();
+        let mem = dev.alloc(4096).unwrap();
+        drop(dev);
+        assert_eq!(probe.used(), 4096);
+        drop(mem);
+        assert_eq!(probe.used(), 0);
+    }
+}
