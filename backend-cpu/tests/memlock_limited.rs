@@ -6,6 +6,7 @@
 //! thread exists (as root: `setuid(nobody)`, which clears `CAP_IPC_LOCK`;
 //! otherwise only the soft `RLIMIT_MEMLOCK` is lowered).
 
+use std::error::Error as StdError;
 use std::process::ExitCode;
 
 use backend_cpu::{CpuDevice, Pinning};
@@ -16,7 +17,7 @@ const LIMIT: u64 = 8 << 20;
 const NOBODY: libc::uid_t = 65534;
 
 /// One named check; `Err` says what went wrong.
-type Check = (&'static str, fn() -> Result<(), String>);
+type Check = (&'static str, fn() -> Result<(), Box<dyn StdError>>);
 
 fn drop_privileges() -> Result<(), String> {
     // SAFETY: plain syscalls on this process; no threads exist yet.
@@ -42,57 +43,46 @@ fn drop_privileges() -> Result<(), String> {
     Ok(())
 }
 
-fn auto_pinning_runs_unlocked() -> Result<(), String> {
-    let dev = CpuDevice::new().map_err(|e| e.to_string())?;
+fn auto_pinning_runs_unlocked() -> Result<(), Box<dyn StdError>> {
+    let dev = CpuDevice::new()?;
     if dev.capabilities().pinned_host {
         return Err("capabilities claim pinned host memory under an 8 MiB limit".into());
     }
     // Four times what the process may lock, through host and device memory.
     let len = 32 << 20;
-    let mut host = dev.alloc_host(len).map_err(|e| e.to_string())?;
+    let mut host = dev.alloc_host(len)?;
     if host.is_pinned() {
         return Err("host buffer claims to be pinned".into());
     }
     host.iter_mut()
         .enumerate()
         .for_each(|(i, b)| *b = (i % 251) as u8);
-    let done = dev
-        .upload_blocking(host, dev.alloc(len).map_err(|e| e.to_string())?, 0)
-        .map_err(|e| e.to_string())?;
-    let back = dev
-        .download_blocking(done.device, 0, vec![0u8; len])
-        .map_err(|e| e.to_string())?;
+    let done = dev.upload_blocking(host, dev.alloc(len)?, 0)?;
+    let back = dev.download_blocking(done.device, 0, vec![0u8; len])?;
     if back.host[..] != done.host[..] {
         return Err("round trip through unlocked memory changed bytes".into());
     }
     Ok(())
 }
 
-fn required_pinning_is_refused() -> Result<(), String> {
+fn required_pinning_is_refused() -> Result<(), Box<dyn StdError>> {
     match CpuDevice::builder().pinning(Pinning::Required).build() {
         Err(Error::Unavailable { reason, .. }) if reason.contains("ulimit -l") => Ok(()),
-        Err(other) => Err(format!(
-            "expected Unavailable naming `ulimit -l`, got {other}"
-        )),
+        Err(other) => Err(format!("expected Unavailable naming `ulimit -l`, got {other}").into()),
         Ok(_) => Err("Pinning::Required opened a device that cannot pin".into()),
     }
 }
 
-fn locking_past_the_limit_is_a_typed_error() -> Result<(), String> {
+fn locking_past_the_limit_is_a_typed_error() -> Result<(), Box<dyn StdError>> {
     let buf = vec![0u8; 2 * LIMIT as usize];
     // SAFETY: `buf` outlives the guard (dropped at the end of the match).
     match unsafe { Locked::new(buf.as_ptr(), buf.len()) } {
-        Err(Error::Pin { len, source }) if len == buf.len() => {
-            let shown = Error::Pin { len, source }.to_string();
-            if shown.contains("RLIMIT_MEMLOCK") {
-                Ok(())
-            } else {
-                Err(format!(
-                    "Pin error does not say which knob to change: {shown}"
-                ))
-            }
+        Err(e @ Error::Pin { len, .. })
+            if len == buf.len() && e.to_string().contains("RLIMIT_MEMLOCK") =>
+        {
+            Ok(())
         }
-        Err(other) => Err(format!("expected Error::Pin, got {other}")),
+        Err(other) => Err(format!("expected Error::Pin naming RLIMIT_MEMLOCK, got {other}").into()),
         Ok(_) => Err("locked twice the limit".into()),
     }
 }
