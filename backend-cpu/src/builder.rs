@@ -4,22 +4,9 @@ use std::sync::Once;
 use std::time::Duration;
 
 use swap_api::sys::memlock::MemlockLimit;
-use swap_api::{sys, Error, Result};
+use swap_api::{sys, Error, Pinning, Result};
 
 use crate::{CpuDevice, BACKEND};
-
-/// Whether device memory and registered host memory are page-locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pinning {
-    /// Lock when the process may lock without a limit (`CAP_IPC_LOCK` or an
-    /// unlimited `RLIMIT_MEMLOCK`); otherwise work unlocked and warn once.
-    #[default]
-    Auto,
-    /// Lock, and refuse to open the device when the process may not.
-    Required,
-    /// Never lock.
-    Off,
-}
 
 /// Builds a [`CpuDevice`]; see [`CpuDevice::builder`].
 #[derive(Debug, Clone, Default)]

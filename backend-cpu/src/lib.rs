@@ -27,7 +27,8 @@ mod copier;
 mod device;
 mod memory;
 
-pub use builder::{CpuDeviceBuilder, Pinning};
+pub use builder::CpuDeviceBuilder;
+pub use swap_api::Pinning;
 pub use copier::CpuPending;
 pub use device::CpuDevice;
 pub use memory::CpuMemory;

@@ -1,6 +1,7 @@
 //! The one error type of the core API.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Result alias used across tensorswap.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -19,6 +20,24 @@ impl fmt::Display for Direction {
         f.write_str(match self {
             Direction::Upload => "upload",
             Direction::Download => "download",
+        })
+    }
+}
+
+/// Which way a file operation moves bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IoOp {
+    /// File to host memory.
+    Read,
+    /// Host memory to file.
+    Write,
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoOp::Read => "read",
+            IoOp::Write => "write",
         })
     }
 }
@@ -135,6 +154,90 @@ pub enum Error {
         memory: &'static str,
         /// Backend it was used with.
         device: &'static str,
+    },
+
+    /// A read or write of a swap file failed; the OS error is the source.
+    #[error("{op} of {len} bytes at offset {offset} in {path} failed: {source}", path = path.display())]
+    Io {
+        /// Read or write.
+        op: IoOp,
+        /// The file.
+        path: PathBuf,
+        /// File offset of the failed piece.
+        offset: u64,
+        /// Length of the failed piece.
+        len: usize,
+        /// The OS error (`errno`).
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An operation on a swap file or folder other than a read or write failed.
+    #[error("{op} {path} failed: {source}", path = path.display())]
+    File {
+        /// What was attempted (`"create"`, `"open"`, `"truncate"`, ...).
+        op: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A read reached the end of the file (or a write made no progress)
+    /// before the whole request was moved. The buffer's contents are unspecified.
+    #[error("short {op} in {path}: only {done} of {len} bytes at offset {offset} (the file ends there)", path = path.display())]
+    ShortIo {
+        /// Read or write.
+        op: IoOp,
+        /// The file.
+        path: PathBuf,
+        /// Start of the request in the file.
+        offset: u64,
+        /// Bytes requested.
+        len: usize,
+        /// Bytes moved before the end.
+        done: usize,
+    },
+
+    /// Bytes read back differ from the bytes written (CRC32C mismatch).
+    #[error("checksum mismatch in {path}: {len} bytes at offset {offset} were written with crc32c {expected:#010x} but read back as {actual:#010x}", path = path.display())]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// Start of the request in the file.
+        offset: u64,
+        /// Length of the request.
+        len: usize,
+        /// CRC32C recorded when the bytes were written.
+        expected: u32,
+        /// CRC32C of the bytes read.
+        actual: u32,
+    },
+
+    /// Every slab of a pinned pool is leased ([`crate::PinnedPool::try_lease`]).
+    #[error("pinned pool exhausted: all {slabs} slabs of {slab_size} bytes are leased; wait with `lease()`, or build the pool with more slabs")]
+    PoolExhausted {
+        /// Slabs in the pool.
+        slabs: usize,
+        /// Bytes per slab.
+        slab_size: usize,
+    },
+
+    /// Pinned memory asked for exceeds what the process may lock.
+    #[error("pinned pool of {requested} bytes exceeds RLIMIT_MEMLOCK ({limit} bytes): raise the limit (`ulimit -l`, or `LimitMEMLOCK=` for a systemd service, or run with CAP_IPC_LOCK), or shrink the pool (fewer or smaller slabs: `buffer_count` / `buffer_size`), or allow unpinned fallback")]
+    MemlockBudget {
+        /// Bytes the pool needs locked.
+        requested: u64,
+        /// Bytes the process may lock.
+        limit: u64,
+    },
+
+    /// A configuration value or key is not valid.
+    #[error("invalid configuration: {reason}")]
+    Config {
+        /// What is wrong, naming the key and what is accepted.
+        reason: String,
     },
 }
 

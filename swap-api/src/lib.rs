@@ -11,6 +11,11 @@
 //!   the backend can, and typed `bytemuck::Pod` views over it that keep the
 //!   logical length apart from the padded one.
 //! - [`FaultyDevice`]: a decorator that injects faults into any backend.
+//! - [`storage`]: swap folders and files and the asynchronous file I/O
+//!   engines ([`IoEngine`], io_uring and thread pool), with [`IoEngineExt`]
+//!   as the safe, buffer-owning layer.
+//! - [`PinnedPool`]: one aligned, locked arena leased in slabs.
+//! - [`AioConfig`]: DeepSpeed's `"aio"` config section.
 //! - [`Error`]: one `#[non_exhaustive]` error enum with context fields.
 //!
 //! ```ignore
@@ -25,10 +30,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;
+mod config;
 mod device;
 mod error;
 mod ext;
 mod faulty;
+mod pinning;
+pub mod pool;
+pub mod storage;
 pub mod sys;
 mod tensor;
 mod transfer;
@@ -36,9 +45,19 @@ mod unimplemented;
 
 pub use buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
 pub use device::{Capabilities, Device, DeviceInfo, PendingOp};
-pub use error::{check_range, Direction, Error, Result};
+pub use config::AioConfig;
+pub use error::{check_range, Direction, Error, IoOp, Result};
 pub use ext::DeviceExt;
 pub use faulty::{FaultStage, FaultyDevice, FaultyPending};
+pub use pinning::Pinning;
+pub use pool::{PinnedPool, PinnedPoolBuilder, PoolStats, Slab};
+pub use storage::{
+    wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine,
+    IoDone, IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, SwapDir, SwapFile,
+    ThreadEngine,
+};
+#[cfg(target_os = "linux")]
+pub use storage::UringEngine;
 pub use tensor::{padded_len, HostTensor};
 pub use transfer::{wait_all, Done, Failed, Transfer, TransferResult};
 pub use unimplemented::{PlannedBackend, Unimplemented};

@@ -1,9 +1,13 @@
 //! The only place in `swap-api` that talks to the allocator and the OS directly.
 //!
-//! Each submodule wraps one facility in a small safe type; `unsafe` does not
-//! leave this folder except in the documented `Device` contract.
+//! Each submodule wraps one facility in a small safe type; outside this
+//! folder `unsafe` appears only in the documented `Device` and `IoEngine`
+//! contracts and in the engines that submit raw buffers to the kernel.
 
 pub mod aligned;
+#[cfg(target_os = "linux")]
+pub mod eventfd;
+pub mod fs;
 pub mod memlock;
 
 /// The system page size in bytes (4096 when it cannot be queried).

@@ -1,0 +1,125 @@
+//! Choosing an engine at run time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::completion::EnginePending;
+use super::engine::{IoEngine, IoRequest, Region};
+use super::threads::ThreadEngine;
+#[cfg(target_os = "linux")]
+use super::uring::UringEngine;
+use crate::{AioConfig, Error, Result};
+
+/// Which engine to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// io_uring where a ring can be created, the thread pool otherwise.
+    #[default]
+    Auto,
+    /// io_uring or an error.
+    Uring,
+    /// The `pread`/`pwrite` thread pool.
+    Threads,
+}
+
+impl FromStr for EngineKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "uring" | "io_uring" => Ok(Self::Uring),
+            "threads" => Ok(Self::Threads),
+            other => Err(Error::Config {
+                reason: format!("unknown engine `{other}`; known: auto, uring, threads"),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Uring => "uring",
+            Self::Threads => "threads",
+        })
+    }
+}
+
+/// One of the built-in engines, chosen at run time.
+#[derive(Debug)]
+pub enum AnyEngine {
+    /// Linux io_uring.
+    #[cfg(target_os = "linux")]
+    Uring(UringEngine),
+    /// Thread pool.
+    Threads(ThreadEngine),
+}
+
+impl AnyEngine {
+    /// Starts the engine `kind` with `config`.
+    ///
+    /// `use_gds` is refused here: GPUDirect Storage moves bytes between files
+    /// and GPU memory and belongs to the cuda backend.
+    pub fn new(kind: EngineKind, config: &AioConfig) -> Result<Self> {
+        if config.use_gds {
+            return Err(Error::Unsupported {
+                backend: "gds",
+                what: "`use_gds` needs the cuda backend's GPUDirect Storage engine (issue 6); \
+                       set \"use_gds\": false to swap through pinned host memory"
+                    .into(),
+            });
+        }
+        match kind {
+            EngineKind::Threads => Ok(Self::Threads(ThreadEngine::new(config)?)),
+            #[cfg(target_os = "linux")]
+            EngineKind::Uring => Ok(Self::Uring(UringEngine::new(config)?)),
+            #[cfg(target_os = "linux")]
+            EngineKind::Auto => match UringEngine::new(config) {
+                Ok(engine) => Ok(Self::Uring(engine)),
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(%err, "io_uring unavailable; using the thread-pool engine");
+                    Ok(Self::Threads(ThreadEngine::new(config)?))
+                }
+                Err(err) => Err(err),
+            },
+            #[cfg(not(target_os = "linux"))]
+            EngineKind::Uring => Err(Error::Unavailable {
+                backend: "uring",
+                reason: "io_uring exists only on Linux".into(),
+            }),
+            #[cfg(not(target_os = "linux"))]
+            EngineKind::Auto => Ok(Self::Threads(ThreadEngine::new(config)?)),
+        }
+    }
+
+    fn inner(&self) -> &dyn IoEngine<Pending = EnginePending> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Uring(engine) => engine,
+            Self::Threads(engine) => engine,
+        }
+    }
+}
+
+impl IoEngine for AnyEngine {
+    type Pending = EnginePending;
+
+    fn name(&self) -> &'static str {
+        self.inner().name()
+    }
+
+    fn config(&self) -> &AioConfig {
+        self.inner().config()
+    }
+
+    unsafe fn submit(&self, req: IoRequest) -> Result<EnginePending> {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { self.inner().submit(req) }
+    }
+
+    fn register_region(&self, region: Region) -> bool {
+        self.inner().register_region(region)
+    }
+}

@@ -1,0 +1,38 @@
+//! The storage layer: swap folders and files, and the asynchronous I/O
+//! engines that move host buffers to and from them.
+//!
+//! - [`SwapDir`] / [`SwapFile`]: private folder, files opened once, direct
+//!   I/O decided per file system ([`DirectIo`], [`DioSupport`]).
+//! - [`IoEngine`]: the engine contract; [`UringEngine`] (Linux io_uring),
+//!   [`ThreadEngine`] (`pread`/`pwrite` threads), [`AnyEngine`] (chosen at run
+//!   time), [`FaultyEngine`] (injects OS errors).
+//! - [`IoEngineExt`]: the safe layer; requests own their buffers until their
+//!   [`IoTicket`] is waited.
+
+mod any;
+mod checksum;
+mod completion;
+mod dio;
+mod dir;
+mod engine;
+mod ext;
+mod faulty;
+mod file;
+mod piece;
+mod threads;
+mod ticket;
+#[cfg(target_os = "linux")]
+mod uring;
+
+pub use any::{AnyEngine, EngineKind};
+pub use completion::EnginePending;
+pub use dio::{DioSupport, DirectIo};
+pub use dir::{DirOptions, SwapDir};
+pub use engine::{IoEngine, IoPending, IoRequest, Region};
+pub use ext::{IoEngineExt, Submitted};
+pub use faulty::{FaultyEngine, FaultyPending};
+pub use file::SwapFile;
+pub use threads::ThreadEngine;
+pub use ticket::{wait_all_io, IoDone, IoFailed, IoResult, IoTicket};
+#[cfg(target_os = "linux")]
+pub use uring::UringEngine;

@@ -1,0 +1,176 @@
+//! A request cut into block-sized pieces, and what one piece's result means.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use super::completion::Completion;
+use super::engine::IoRequest;
+use super::file::SwapFile;
+use crate::sys::fs::drop_cache;
+use crate::{Error, IoOp, Result};
+
+/// One contiguous part of a request, moved by one syscall or SQE at a time.
+#[derive(Debug)]
+pub(crate) struct Piece {
+    pub(crate) op: IoOp,
+    file: SwapFile,
+    /// File offset and length of the whole request, for error messages.
+    request: (u64, usize),
+    offset: u64,
+    buf: usize,
+    len: usize,
+    done: usize,
+    direct: bool,
+    completion: Completion,
+}
+
+/// What to do after a piece's syscall returned.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Submit the (rest of the) piece again.
+    Again,
+    /// The piece is finished with this result; pass it to [`Piece::finish`].
+    Finished(Result<()>),
+}
+
+/// Cuts `req` into pieces of at most `block_size` bytes.
+///
+/// Where the file uses direct I/O, a piece with an aligned start but an
+/// unaligned length is cut once more so only the unaligned tail goes through
+/// the page cache.
+pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Completion) {
+    let IoRequest {
+        op,
+        file,
+        offset,
+        buf,
+        len,
+        truncate,
+    } = req;
+    let align = file.dio_align();
+    let base = buf.as_ptr() as usize;
+    let mut bounds = Vec::with_capacity(len.div_ceil(block_size.max(1)) + 1);
+    let mut pos = 0;
+    while pos < len {
+        let piece = block_size.max(1).min(len - pos);
+        let at = (offset + pos as u64, base + pos);
+        match align {
+            Some((mem, off)) if aligned(at, off, mem) => {
+                let body = piece - piece % off;
+                if body > 0 {
+                    bounds.push((pos, body, true));
+                }
+                if body < piece {
+                    bounds.push((pos + body, piece - body, false));
+                }
+            }
+            _ => bounds.push((pos, piece, false)),
+        }
+        pos += piece;
+    }
+    let truncate_to = truncate.then(|| (file.clone(), offset + len as u64));
+    let completion = Completion::new(bounds.len(), truncate_to);
+    let pieces = bounds
+        .into_iter()
+        .map(|(pos, piece_len, direct)| Piece {
+            op,
+            file: file.clone(),
+            request: (offset, len),
+            offset: offset + pos as u64,
+            buf: base + pos,
+            len: piece_len,
+            done: 0,
+            direct,
+            completion: completion.clone(),
+        })
+        .collect();
+    (pieces, completion)
+}
+
+fn aligned((offset, addr): (u64, usize), off: usize, mem: usize) -> bool {
+    offset % off as u64 == 0 && addr % mem == 0
+}
+
+impl Piece {
+    /// The descriptor the next transfer uses.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.file.fd(self.direct)
+    }
+
+    /// File offset of the next byte to move.
+    pub(crate) fn position(&self) -> u64 {
+        self.offset + self.done as u64
+    }
+
+    /// Address of the next byte to move.
+    pub(crate) fn cursor(&self) -> *mut u8 {
+        (self.buf + self.done) as *mut u8
+    }
+
+    /// Bytes still to move.
+    pub(crate) fn remaining(&self) -> usize {
+        self.len - self.done
+    }
+
+    /// Address of the whole piece, for registered-buffer lookups.
+    pub(crate) fn span(&self) -> (usize, usize) {
+        (self.buf, self.len)
+    }
+
+    /// Interprets a syscall's or completion's result.
+    pub(crate) fn advance(&mut self, result: io::Result<usize>) -> Step {
+        match result {
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Step::Again
+            }
+            Err(source) => Step::Finished(Err(Error::Io {
+                op: self.op,
+                path: self.file.path().to_path_buf(),
+                offset: self.position(),
+                len: self.remaining(),
+                source,
+            })),
+            Ok(0) if self.remaining() > 0 => Step::Finished(Err(match self.op {
+                IoOp::Read => Error::ShortIo {
+                    op: self.op,
+                    path: self.file.path().to_path_buf(),
+                    offset: self.request.0,
+                    len: self.request.1,
+                    done: (self.position() - self.request.0) as usize,
+                },
+                IoOp::Write => Error::Io {
+                    op: self.op,
+                    path: self.file.path().to_path_buf(),
+                    offset: self.position(),
+                    len: self.remaining(),
+                    source: io::ErrorKind::WriteZero.into(),
+                },
+            })),
+            Ok(n) => {
+                self.done += n.min(self.remaining());
+                if self.remaining() == 0 {
+                    return Step::Finished(Ok(()));
+                }
+                if let (true, Some((mem, off))) = (self.direct, self.file.dio_align()) {
+                    let rest_aligned = aligned((self.position(), self.cursor() as usize), off, mem)
+                        && self.remaining() % off == 0;
+                    self.direct = rest_aligned;
+                }
+                Step::Again
+            }
+        }
+    }
+
+    /// Hands the piece's result to its request.
+    pub(crate) fn finish(self, result: Result<()>) {
+        if self.op == IoOp::Write && !self.direct && !self.file.is_direct() && result.is_ok() {
+            drop_cache(self.fd(), self.offset, self.len);
+        }
+        self.completion.piece_done(result);
+    }
+}
