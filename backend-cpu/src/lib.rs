@@ -28,10 +28,10 @@ mod device;
 mod memory;
 
 pub use builder::CpuDeviceBuilder;
-pub use swap_api::Pinning;
 pub use copier::CpuPending;
 pub use device::CpuDevice;
 pub use memory::CpuMemory;
+pub use swap_api::Pinning;
 
 /// The backend's name in errors, reports and `TENSORSWAP_REQUIRE`.
 pub const BACKEND: &str = "cpu";

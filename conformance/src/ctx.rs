@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
-use swap_api::Device;
+use swap_api::{Device, IoEngine};
 
 /// A failed check, with a message saying what differed.
 #[derive(Debug)]
@@ -30,6 +30,12 @@ impl<D: Device, H> From<swap_api::Failed<D, H>> for CaseError {
     }
 }
 
+impl<B> From<swap_api::IoFailed<B>> for CaseError {
+    fn from(e: swap_api::IoFailed<B>) -> Self {
+        CaseError(format!("unexpected I/O failure: {}", e.error))
+    }
+}
+
 impl From<CaseError> for TestCaseError {
     fn from(e: CaseError) -> Self {
         TestCaseError::fail(e.0)
@@ -49,16 +55,31 @@ macro_rules! check {
     };
 }
 
-/// Opens devices for a case and counts the inputs it checked.
-pub struct Ctx<D> {
-    open: Arc<dyn Fn() -> swap_api::Result<D> + Send + Sync>,
+/// Opens the subject under test (a device or an I/O engine) for a case and
+/// counts the inputs it checked.
+pub struct Ctx<T> {
+    open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync>,
     regressions: &'static str,
     checked: AtomicUsize,
 }
 
 impl<D: Device> Ctx<D> {
+    /// Opens a fresh device.
+    pub fn device(&self) -> Result<D, CaseError> {
+        (self.open)().map_err(|e| CaseError(format!("opening the device failed: {e}")))
+    }
+}
+
+impl<E: IoEngine> Ctx<E> {
+    /// Starts a fresh engine.
+    pub fn engine(&self) -> Result<E, CaseError> {
+        (self.open)().map_err(|e| CaseError(format!("starting the engine failed: {e}")))
+    }
+}
+
+impl<T> Ctx<T> {
     pub(crate) fn new(
-        open: Arc<dyn Fn() -> swap_api::Result<D> + Send + Sync>,
+        open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync>,
         regressions: &'static str,
     ) -> Self {
         Self {
@@ -66,11 +87,6 @@ impl<D: Device> Ctx<D> {
             regressions,
             checked: AtomicUsize::new(0),
         }
-    }
-
-    /// Opens a fresh device.
-    pub fn device(&self) -> Result<D, CaseError> {
-        (self.open)().map_err(|e| CaseError(format!("opening the device failed: {e}")))
     }
 
     /// Records that `n` more inputs were checked.

@@ -16,6 +16,9 @@
 //! tensorswap_conformance::conformance_main!("foo", backend_foo::FooDevice::new);
 //! ```
 //!
+//! The engine suite ([`engine`]) does the same for I/O engines with
+//! [`engine_conformance_main!`].
+//!
 //! A backend whose constructor returns `Unavailable` or `Unsupported` (no
 //! GPU, no driver, not implemented) is reported as skipped with the reason;
 //! `TENSORSWAP_REQUIRE=cpu,wgpu` turns that skip into a failure. Generated
@@ -29,10 +32,11 @@ mod require;
 mod runner;
 
 pub mod cases;
+pub mod engine;
 
 pub use ctx::{expect_bytes, first_difference, pattern, CaseError, Ctx, Outcome};
 pub use require::{parse_required, required_backends, KNOWN_BACKENDS, REQUIRE_VAR};
-pub use runner::run;
+pub use runner::{run, run_suite};
 
 /// Defines `main` for a backend's conformance test binary (`harness = false`).
 ///
@@ -49,6 +53,27 @@ macro_rules! conformance_main {
                     "/tests/conformance.proptest-regressions"
                 ),
                 $open,
+            )
+        }
+    };
+}
+
+/// Defines `main` for an I/O engine's conformance test binary
+/// (`harness = false`): the engine suite ([`engine::all`]) against engines
+/// from `$open`, a `Fn() -> swap_api::Result<E>`.
+#[macro_export]
+macro_rules! engine_conformance_main {
+    ($name:expr, $open:expr $(,)?) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::run_suite(
+                $name,
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/engine.proptest-regressions"
+                ),
+                $open,
+                $crate::engine::all(),
+                $crate::engine::describe,
             )
         }
     };

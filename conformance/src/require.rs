@@ -1,7 +1,8 @@
 //! `TENSORSWAP_REQUIRE`: the backends that must run, so that a skip fails.
 
-/// Backends the suite knows; a name outside this list is a typo.
-pub const KNOWN_BACKENDS: &[&str] = &["cpu", "wgpu", "cuda"];
+/// Device backends and I/O engines the suites know; a name outside this
+/// list is a typo.
+pub const KNOWN_BACKENDS: &[&str] = &["cpu", "wgpu", "cuda", "uring", "threads"];
 
 /// The environment variable listing required backends, comma-separated.
 pub const REQUIRE_VAR: &str = "TENSORSWAP_REQUIRE";

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Trial};
 use swap_api::Device;
 
+use crate::cases::Case;
 use crate::{cases, required_backends, Ctx, REQUIRE_VAR};
 
-/// Runs every case against devices from `open`, as a `harness = false` test
-/// binary (use [`crate::conformance_main!`] rather than calling this).
+/// Runs the device suite against devices from `open`, as a `harness = false`
+/// test binary (use [`crate::conformance_main!`] rather than calling this).
 ///
 /// When `open` fails with `Unavailable`/`Unsupported`, the cases are reported
 /// as ignored with the reason, unless `TENSORSWAP_REQUIRE` names `backend`:
@@ -18,6 +19,24 @@ pub fn run<D, F>(backend: &'static str, regressions: &'static str, open: F) -> E
 where
     D: Device,
     F: Fn() -> swap_api::Result<D> + Send + Sync + 'static,
+{
+    run_suite(backend, regressions, open, cases::all::<D>(), |dev: &D| {
+        dev.info().to_string()
+    })
+}
+
+/// Runs `cases` against subjects (devices, I/O engines) from `open`, with
+/// the skip/require rules of [`run`]; `describe` names an opened subject.
+pub fn run_suite<T, F>(
+    backend: &'static str,
+    regressions: &'static str,
+    open: F,
+    all: Vec<Case<T>>,
+    describe: fn(&T) -> String,
+) -> ExitCode
+where
+    T: 'static,
+    F: Fn() -> swap_api::Result<T> + Send + Sync + 'static,
 {
     // This is a test harness: its report goes to stdout, like libtest's.
     let args = Arguments::from_args();
@@ -29,10 +48,9 @@ where
         }
     };
     let must_run = required.iter().any(|name| name == backend);
-    let open: Arc<dyn Fn() -> swap_api::Result<D> + Send + Sync> = Arc::new(open);
-    let probe = open().map(|dev| dev.info());
+    let open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync> = Arc::new(open);
+    let probe = open().map(|subject| describe(&subject));
     let ctx = Arc::new(Ctx::new(Arc::clone(&open), regressions));
-    let all = cases::all::<D>();
     let count = all.len();
 
     let verdict = verdict(backend, probe.as_ref().map(|_| ()), must_run);

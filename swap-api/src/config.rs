@@ -185,7 +185,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("queue_dept"), "{err}");
-        assert!(err.contains("queue_depth") && err.contains("block_size"), "{err}");
+        assert!(
+            err.contains("queue_depth") && err.contains("block_size"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -44,20 +44,20 @@ mod transfer;
 mod unimplemented;
 
 pub use buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
-pub use device::{Capabilities, Device, DeviceInfo, PendingOp};
 pub use config::AioConfig;
+pub use device::{Capabilities, Device, DeviceInfo, PendingOp};
 pub use error::{check_range, Direction, Error, IoOp, Result};
 pub use ext::DeviceExt;
 pub use faulty::{FaultStage, FaultyDevice, FaultyPending};
 pub use pinning::Pinning;
 pub use pool::{PinnedPool, PinnedPoolBuilder, PoolStats, Slab};
-pub use storage::{
-    wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine,
-    IoDone, IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, SwapDir, SwapFile,
-    ThreadEngine,
-};
 #[cfg(target_os = "linux")]
 pub use storage::UringEngine;
+pub use storage::{
+    wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine, IoDone,
+    IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, SwapDir, SwapFile,
+    ThreadEngine,
+};
 pub use tensor::{padded_len, HostTensor};
 pub use transfer::{wait_all, Done, Failed, Transfer, TransferResult};
 pub use unimplemented::{PlannedBackend, Unimplemented};

@@ -20,7 +20,8 @@ struct Shared {
 #[derive(Debug)]
 struct State {
     remaining: usize,
-    error: Option<Error>,
+    /// The error at the lowest file offset, with that offset.
+    error: Option<(u64, Error)>,
     finished_at: Option<Instant>,
     truncate_to: Option<(SwapFile, u64)>,
 }
@@ -44,11 +45,15 @@ impl Completion {
         this
     }
 
-    /// Records one finished piece.
-    pub(crate) fn piece_done(&self, result: Result<()>) {
+    /// Records one finished piece; `at` is the file offset where it failed.
+    /// Of several failed pieces, the one failing at the lowest offset is
+    /// reported, whichever finished first.
+    pub(crate) fn piece_done(&self, result: Result<()>, at: u64) {
         let mut state = self.lock();
         if let Err(err) = result {
-            state.error.get_or_insert(err);
+            if state.error.as_ref().is_none_or(|(first, _)| at < *first) {
+                state.error = Some((at, err));
+            }
         }
         state.remaining = state.remaining.saturating_sub(1);
         if state.remaining == 0 {
@@ -60,7 +65,7 @@ impl Completion {
         if let Some((file, len)) = state.truncate_to.take() {
             if state.error.is_none() {
                 if let Err(err) = file.set_len(len) {
-                    state.error = Some(err);
+                    state.error = Some((len, err));
                 }
             }
         }
@@ -85,9 +90,14 @@ impl PendingOp for EnginePending {
     fn wait(self) -> Result<()> {
         let mut state = self.0.lock();
         while state.finished_at.is_none() {
-            state = self.0 .0.done.wait(state).unwrap_or_else(|e| e.into_inner());
+            state = self
+                .0
+                 .0
+                .done
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
         }
-        state.error.take().map_or(Ok(()), Err)
+        state.error.take().map_or(Ok(()), |(_, err)| Err(err))
     }
 }
 

@@ -84,7 +84,12 @@ impl DioSupport {
 
     fn inspect(dir: &File, name: &CString, path: &Path) -> Result<Self> {
         let reported = statx_dio(path).unwrap_or(None);
-        let opened = open_at(dir, name, libc::O_RDWR | libc::O_DIRECT | libc::O_NOFOLLOW, 0);
+        let opened = open_at(
+            dir,
+            name,
+            libc::O_RDWR | libc::O_DIRECT | libc::O_NOFOLLOW,
+            0,
+        );
         let supported = match opened {
             Ok(_) => true,
             Err(err) if err.raw_os_error() == Some(libc::EINVAL) => false,
@@ -122,8 +127,7 @@ impl DioSupport {
 fn probe_name() -> CString {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    CString::new(format!(".tensorswap-dio-probe-{}-{n}", std::process::id()))
-        .unwrap_or_default()
+    CString::new(format!(".tensorswap-dio-probe-{}-{n}", std::process::id())).unwrap_or_default()
 }
 
 /// Applies `policy` to what a folder supports: `Some` when files there use

@@ -147,6 +147,13 @@ impl SwapDir {
             .max(crate::sys::page_size())
     }
 
+    /// Where the file with id `id` lives (whether or not it exists).
+    pub fn file_path(&self, id: u64) -> PathBuf {
+        self.inner
+            .path
+            .join(DirInner::file_name(id).to_string_lossy().as_ref())
+    }
+
     /// Keeps the folder and its files on disk after the handles drop.
     pub fn keep(&self, keep: bool) {
         self.inner.keep.store(keep, Ordering::Relaxed);

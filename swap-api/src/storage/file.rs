@@ -48,9 +48,9 @@ impl SwapFile {
         if create {
             flags |= libc::O_CREAT | libc::O_EXCL;
         }
-        let buffered = dir
-            .open_at(&name, flags)
-            .map_err(err(if create { "create" } else { "open" }))?;
+        let buffered =
+            dir.open_at(&name, flags)
+                .map_err(err(if create { "create" } else { "open" }))?;
         let direct = match dir.dio {
             Some(_) => {
                 let direct = dir
@@ -176,6 +176,8 @@ fn same_file(a: &File, b: &File) -> io::Result<()> {
     if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
         Ok(())
     } else {
-        Err(io::Error::other("the file was replaced while it was being opened"))
+        Err(io::Error::other(
+            "the file was replaced while it was being opened",
+        ))
     }
 }

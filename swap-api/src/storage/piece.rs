@@ -171,6 +171,6 @@ impl Piece {
         if self.op == IoOp::Write && !self.direct && !self.file.is_direct() && result.is_ok() {
             drop_cache(self.fd(), self.offset, self.len);
         }
-        self.completion.piece_done(result);
+        self.completion.piece_done(result, self.position());
     }
 }

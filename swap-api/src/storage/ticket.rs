@@ -106,7 +106,10 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
 
     /// Blocks until the request finishes and returns the buffer.
     pub fn wait(mut self) -> IoResult<B> {
-        let (pending, buf) = self.inner.take().expect("IoTicket holds its request until waited");
+        let (pending, buf) = self
+            .inner
+            .take()
+            .expect("IoTicket holds its request until waited");
         let finished = pending.finished_at();
         let result = pending.wait();
         let latency = finished

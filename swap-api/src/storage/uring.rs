@@ -253,7 +253,10 @@ impl Worker {
                 return;
             }
             if let Err(err) = self.ring.submit_and_wait(1) {
-                if !matches!(err.raw_os_error(), Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)) {
+                if !matches!(
+                    err.raw_os_error(),
+                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                ) {
                     tracing::warn!(%err, "io_uring_enter failed; retrying");
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
@@ -332,7 +335,9 @@ impl Worker {
             None
         };
         let entry = match (piece.op, fixed) {
-            (IoOp::Read, Some(i)) => opcode::ReadFixed::new(fd, buf, len, i).offset(offset).build(),
+            (IoOp::Read, Some(i)) => opcode::ReadFixed::new(fd, buf, len, i)
+                .offset(offset)
+                .build(),
             (IoOp::Read, None) => opcode::Read::new(fd, buf, len).offset(offset).build(),
             (IoOp::Write, Some(i)) => opcode::WriteFixed::new(fd, buf, len, i)
                 .offset(offset)

@@ -51,7 +51,12 @@ pub fn statx_dio(path: &Path) -> io::Result<Option<DioAlign>> {
 }
 
 /// Opens `name` relative to the directory `dir` (`openat`), close-on-exec.
-pub fn open_at(dir: &File, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+pub fn open_at(
+    dir: &File,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> io::Result<File> {
     loop {
         // SAFETY: name is NUL-terminated; dir is an open descriptor; openat
         // does not retain the pointer.
@@ -138,6 +143,9 @@ pub fn drop_cache(fd: RawFd, offset: u64, len: usize) {
     // SAFETY: posix_fadvise takes plain integers and an open descriptor; it is advisory.
     let rc = unsafe { libc::posix_fadvise(fd, offset, len, libc::POSIX_FADV_DONTNEED) };
     if rc != 0 {
-        tracing::debug!(rc, "posix_fadvise(DONTNEED) failed; the page cache keeps the data");
+        tracing::debug!(
+            rc,
+            "posix_fadvise(DONTNEED) failed; the page cache keeps the data"
+        );
     }
 }

@@ -1,0 +1,94 @@
+//! Swap files: private, not redirectable, truncated on replace, removed on drop.
+
+use std::os::unix::fs::PermissionsExt;
+
+use swap_api::{DirOptions, Error, IoEngine, IoEngineExt};
+
+use super::scratch::scratch;
+use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
+
+fn mode(path: &std::path::Path) -> Result<u32, CaseError> {
+    std::fs::symlink_metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .map_err(|e| CaseError(format!("stat {}: {e}", path.display())))
+}
+
+/// The folder is 0700 and files 0600; a symlink planted where the next file
+/// will be created makes creation fail (`O_EXCL | O_NOFOLLOW`) and the
+/// symlink's target is untouched; reopening through a symlink fails too.
+pub fn symlink_not_followed<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
+    let engine = ctx.engine()?;
+    let s = scratch(Default::default())?;
+    let first = s.dir.create_file()?;
+    check!(mode(s.dir.path())? == 0o700, "swap folder mode is not 0700");
+    check!(mode(first.path())? == 0o600, "swap file mode is not 0600");
+
+    let victim = s.parent.path().join("victim");
+    std::fs::write(&victim, b"precious").map_err(|e| CaseError(e.to_string()))?;
+    let next = s.dir.file_path(first.id() + 1);
+    std::os::unix::fs::symlink(&victim, &next).map_err(|e| CaseError(e.to_string()))?;
+    match s.dir.create_file() {
+        Err(Error::File { .. }) => {}
+        Err(other) => return Err(CaseError(format!("expected a File error, got {other}"))),
+        Ok(file) => {
+            engine.write(&file, 0, vec![0u8; 4096])?.wait()?;
+            return Err(CaseError(
+                "a file was created through a planted symlink".into(),
+            ));
+        }
+    }
+    check!(
+        s.dir.open_file(first.id() + 1).is_err(),
+        "open_file followed a planted symlink"
+    );
+    let still = std::fs::read(&victim).map_err(|e| CaseError(e.to_string()))?;
+    check!(still == b"precious", "the symlink's target was modified");
+    // The next id is free again and works.
+    let file = s.dir.create_file()?;
+    engine.write(&file, 0, pattern(1, 8192))?.wait()?;
+    ctx.checked(1);
+    Ok(())
+}
+
+/// `replace` writes a shorter content and cuts the stale tail of the longer
+/// one it replaces.
+pub fn replace_truncates_stale_tail<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
+    let engine = ctx.engine()?;
+    let s = scratch(Default::default())?;
+    let file = s.dir.create_file()?;
+    engine.replace(&file, pattern(1, 1 << 20))?.wait()?;
+    engine.replace(&file, pattern(2, 5000))?.wait()?;
+    let len = file.len()?;
+    check!(
+        len == 5000,
+        "file is {len} bytes after replacing 1 MiB with 5000 bytes"
+    );
+    let back = engine.read(&file, 0, vec![0u8; 5000])?.wait()?;
+    expect_bytes("replaced contents", &back.buf, &pattern(2, 5000))?;
+    Ok(())
+}
+
+/// Files and folder disappear when the handles drop, and stay when kept.
+pub fn files_removed_unless_kept<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
+    let engine = ctx.engine()?;
+    for keep in [false, true] {
+        let s = scratch(DirOptions::default().keep(keep))?;
+        let file = s.dir.create_file()?;
+        engine.write(&file, 0, pattern(1, 4096))?.wait()?;
+        let (dir_path, file_path) = (s.dir.path().to_path_buf(), file.path().to_path_buf());
+        drop(file);
+        check!(
+            file_path.exists() == keep,
+            "file exists = {} after drop with keep = {keep}",
+            file_path.exists()
+        );
+        let swap_api_dir = s.dir;
+        drop(swap_api_dir);
+        check!(
+            dir_path.exists() == keep,
+            "folder exists = {} after drop with keep = {keep}",
+            dir_path.exists()
+        );
+    }
+    Ok(())
+}

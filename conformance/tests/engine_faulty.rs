@@ -1,0 +1,9 @@
+//! The fault decorator must be transparent: a FaultyEngine with no fault
+//! armed passes the whole engine suite (on io_uring with DeepSpeed's defaults).
+
+use swap_api::{AioConfig, FaultyEngine, UringEngine};
+
+tensorswap_conformance::engine_conformance_main!("uring", || UringEngine::new(
+    &AioConfig::default()
+)
+.map(FaultyEngine::new));
