@@ -1,4 +1,4 @@
-//! The `tensorswap` command: `info` and `bench`.
+//! The `tensorswap` command: `info`, `bench` and `tune`.
 
 mod cli;
 
@@ -17,10 +17,15 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Backends compiled in, devices found and their capabilities, page-locking limits.
-    Info,
-    /// Host <-> device transfer throughput, side by side with a plain memcpy.
+    /// Backends compiled in, devices found and their capabilities, page-locking
+    /// limits, io_uring and direct-I/O support of a folder.
+    Info(cli::info::InfoArgs),
+    /// Host <-> device transfer throughput next to a plain memcpy, and file
+    /// I/O throughput of an engine configuration (like DeepSpeed's ds_io).
     Bench(cli::bench::BenchArgs),
+    /// Sweep block size x queue depth x parallelism and write the best
+    /// DeepSpeed "aio" config (like ds_nvme_tune).
+    Tune(cli::tune::TuneArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,8 +40,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let mut out = std::io::stdout().lock();
     let outcome = match args.command {
-        Command::Info => cli::info::run(&mut out),
+        Command::Info(info) => cli::info::run(&info, &mut out),
         Command::Bench(bench) => cli::bench::run(&bench, &mut out),
+        Command::Tune(tune) => cli::tune::run(&tune, &mut out),
     };
     match outcome.and_then(|()| Ok(out.flush()?)) {
         Ok(()) => ExitCode::SUCCESS,

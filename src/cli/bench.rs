@@ -1,15 +1,17 @@
-//! `tensorswap bench`: host <-> device transfer throughput next to a plain memcpy.
+//! `tensorswap bench`: host <-> device transfer throughput next to a plain
+//! memcpy, and file I/O throughput of an engine configuration (like `ds_io`).
 
 use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tensorswap::{Device, DeviceExt};
+use tensorswap::{AioConfig, Device, DeviceExt};
 
+use super::io_bench::{table_row, IoRun, IoTarget};
 use super::size;
 
 /// Options of `tensorswap bench`.
@@ -30,6 +32,48 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object per line per measurement instead of a table.
     #[arg(long)]
     json: bool,
+    /// Measure only one part: device transfers or file I/O.
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+    #[command(flatten)]
+    files: FileArgs,
+}
+
+/// `--only` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    /// Host <-> device transfers.
+    Device,
+    /// File writes and reads through the I/O engine.
+    Files,
+}
+
+/// The file I/O part of `tensorswap bench`.
+#[derive(Debug, Args)]
+struct FileArgs {
+    #[command(flatten)]
+    target: IoTarget,
+    /// Bytes per I/O piece (DeepSpeed `block_size`).
+    #[arg(long, default_value = "1M", value_parser = size::parse)]
+    block_size: usize,
+    /// Pieces in flight per worker (DeepSpeed `queue_depth`).
+    #[arg(long, default_value_t = 8)]
+    queue_depth: usize,
+    /// Workers a request is spread over (DeepSpeed `intra_op_parallelism`).
+    #[arg(long, default_value_t = 1)]
+    io_parallel: usize,
+    /// Submit pieces one at a time (DeepSpeed `single_submit`).
+    #[arg(long)]
+    single_submit: bool,
+    /// Measure reads only (the file is written once first, untimed).
+    #[arg(long)]
+    read: bool,
+    /// Measure writes only.
+    #[arg(long)]
+    write: bool,
+    /// Write and read passes over the file; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    loops: usize,
 }
 
 /// One measured operation at one size.
@@ -49,6 +93,63 @@ struct Measurement {
 }
 
 pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    if args.only != Some(Part::Files) {
+        run_device(args, out)?;
+    }
+    if args.only != Some(Part::Device) {
+        run_files(&args.files, args.json, out)?;
+    }
+    Ok(())
+}
+
+fn run_files(args: &FileArgs, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    if args.loops == 0 {
+        bail!("--loops must be at least 1");
+    }
+    let config = AioConfig::default()
+        .with_block_size(args.block_size)
+        .with_queue_depth(args.queue_depth)
+        .with_parallelism(args.io_parallel)
+        .with_single_submit(args.single_submit);
+    config.validate()?;
+    let (write, read) = match (args.write, args.read) {
+        (false, false) => (true, true),
+        selected => selected,
+    };
+    let run = IoRun::prepare(&args.target, &config)?;
+    if !json {
+        writeln!(
+            out,
+            "\nfile I/O in {}: {}",
+            run.folder().display(),
+            run.describe()
+        )?;
+        writeln!(
+            out,
+            "medians of {} loop(s); GB = 10^9 bytes, GiB = 2^30 bytes; latency per request",
+            args.loops
+        )?;
+        writeln!(out, "{}", table_row(None))?;
+        out.flush()?;
+    }
+    let passes = args.loops * (usize::from(write) + usize::from(read));
+    let progress = ProgressBar::new((passes * args.target.size) as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let rows = run.measure(args.loops, write, read, |bytes| progress.inc(bytes as u64))?;
+    progress.finish_and_clear();
+    for row in &rows {
+        if json {
+            writeln!(out, "{}", serde_json::to_string(row)?)?;
+        } else {
+            writeln!(out, "{}", table_row(Some(row)))?;
+        }
+    }
+    Ok(())
+}
+
+fn run_device(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.min_size == 0 || args.min_size > args.max_size {
         bail!(
             "--min-size ({}) must be at least 1 byte and at most --max-size ({})",
@@ -73,11 +174,13 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> 
     let info = dev.info();
     let caps = dev.capabilities();
     if !args.json {
-        println!(
+        writeln!(
+            out,
             "tensorswap bench: {info}; pinned host memory: {}; GB = 10^9 bytes; medians",
             if caps.pinned_host { "yes" } else { "no" }
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "{:>10} {:>6} {:>12} {:>14} {:>12} {:>14} {:>16}",
             "size",
             "reps",
@@ -86,7 +189,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> 
             "memcpy GB/s",
             "upload/memcpy",
             "download/memcpy"
-        );
+        )?;
     }
     let progress = ProgressBar::new(sizes.len() as u64).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} sizes {msg}")

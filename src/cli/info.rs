@@ -1,13 +1,23 @@
 //! `tensorswap info`: what this build and this machine can do.
 
 use std::io::Write;
+use std::path::PathBuf;
 
+use clap::Args;
 use tensorswap::sys::memlock::MemlockLimit;
-use tensorswap::{Device, COMPILED_BACKENDS};
+use tensorswap::{Device, DioSupport, COMPILED_BACKENDS};
 
 use super::size::show;
 
-pub(crate) fn run(out: &mut impl Write) -> anyhow::Result<()> {
+/// Options of `tensorswap info`.
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// Folder whose direct-I/O support to report (a small probe file is created and removed).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    folder: PathBuf,
+}
+
+pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "tensorswap {}", env!("CARGO_PKG_VERSION"))?;
     writeln!(
         out,
@@ -53,6 +63,26 @@ pub(crate) fn run(out: &mut impl Write) -> anyhow::Result<()> {
         out,
         "page-locking: {limit}; this process may lock: {lockable}"
     )?;
+    #[cfg(target_os = "linux")]
+    match tensorswap::UringEngine::available() {
+        Ok(()) => writeln!(out, "io_uring: available")?,
+        Err(reason) => writeln!(
+            out,
+            "io_uring: not available ({reason}); the thread-pool engine is used"
+        )?,
+    }
+    let folder = args.folder.display();
+    match DioSupport::probe(&args.folder) {
+        Ok(dio) if dio.supported => writeln!(
+            out,
+            "direct I/O in {folder}: supported; alignment memory {} bytes, offset/length {} bytes ({})",
+            dio.memory_align,
+            dio.offset_align,
+            if dio.source == "statx" { "statx STATX_DIOALIGN" } else { "not reported; 4096 assumed" }
+        )?,
+        Ok(_) => writeln!(out, "direct I/O in {folder}: not supported; buffered I/O is used")?,
+        Err(error) => writeln!(out, "direct I/O in {folder}: unknown: {error}")?,
+    }
     match tensorswap::open_best() {
         Ok(selection) => writeln!(out, "default device: {selection}")?,
         Err(error) => writeln!(out, "default device: none: {error}")?,

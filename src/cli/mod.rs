@@ -1,8 +1,11 @@
 //! The subcommands and their shared helpers.
 
 pub(crate) mod bench;
+mod cpu;
 pub(crate) mod info;
+mod io_bench;
 pub(crate) mod size;
+pub(crate) mod tune;
 
 /// True when `error` comes from writing to a pipe whose reader has gone.
 pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {

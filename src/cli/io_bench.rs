@@ -1,0 +1,330 @@
+//! File I/O throughput of an engine configuration, like DeepSpeed's `ds_io`:
+//! the measuring core of `tensorswap bench` (files) and `tensorswap tune`.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use tensorswap::{
+    AioConfig, AnyEngine, DirOptions, DirectIo, EngineKind, IoEngine, IoEngineExt, IoOp,
+    PinnedPool, SwapDir,
+};
+
+use super::cpu::CpuClock;
+use super::size;
+
+/// Where and how much file I/O to measure (shared by `bench` and `tune`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct IoTarget {
+    /// Folder to put the test file in (a private subfolder is created and removed).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
+    pub(crate) folder: PathBuf,
+    /// Bytes written and read per loop.
+    #[arg(long, default_value = "1G", value_parser = size::parse)]
+    pub(crate) size: usize,
+    /// Bytes per request (each with its own ticket; default: one request of --size).
+    #[arg(long, value_parser = size::parse)]
+    pub(crate) io_size: Option<usize>,
+    /// I/O engine: auto, uring or threads.
+    #[arg(long, default_value = "auto", value_parser = parse_engine)]
+    pub(crate) engine: EngineKind,
+    /// Direct I/O (O_DIRECT): auto (where supported), on (or fail), off.
+    #[arg(long, value_enum, default_value_t = DirectArg::Auto)]
+    pub(crate) direct: DirectArg,
+    /// Record a CRC32C per request at write and verify it at read.
+    #[arg(long)]
+    pub(crate) checksums: bool,
+}
+
+/// `--direct` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DirectArg {
+    Auto,
+    On,
+    Off,
+}
+
+fn parse_engine(text: &str) -> Result<EngineKind, String> {
+    text.parse().map_err(|e: tensorswap::Error| e.to_string())
+}
+
+/// One measured operation of one configuration.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct IoMeasurement {
+    pub(crate) op: &'static str,
+    pub(crate) engine: &'static str,
+    pub(crate) bytes: usize,
+    pub(crate) io_size: usize,
+    pub(crate) requests: usize,
+    pub(crate) block_size: usize,
+    pub(crate) queue_depth: usize,
+    pub(crate) parallelism: usize,
+    pub(crate) direct: bool,
+    pub(crate) registered: bool,
+    pub(crate) loops: usize,
+    /// Median seconds per loop.
+    pub(crate) seconds: f64,
+    /// bytes / seconds / 10^9.
+    pub(crate) gbps: f64,
+    /// bytes / seconds / 2^30.
+    pub(crate) gibps: f64,
+    /// Per-request latency percentiles over all loops, microseconds.
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    /// CPU time of this process per second of I/O, in percent of one core.
+    pub(crate) cpu_pct: f64,
+}
+
+/// A prepared run: folder, file, engine and pinned slabs for one configuration.
+pub(crate) struct IoRun {
+    dir: SwapDir,
+    engine: AnyEngine,
+    pool: PinnedPool,
+    registered: bool,
+    size: usize,
+    io_size: usize,
+    window: usize,
+    stamp: Vec<u8>,
+}
+
+impl IoRun {
+    pub(crate) fn prepare(target: &IoTarget, config: &AioConfig) -> anyhow::Result<Self> {
+        ensure!(target.size > 0, "--size must be at least 1 byte");
+        let io_size = target.io_size.unwrap_or(target.size).min(target.size);
+        ensure!(io_size > 0, "--io-size must be at least 1 byte");
+        let policy = match target.direct {
+            DirectArg::Auto => DirectIo::Auto,
+            DirectArg::On => DirectIo::Required,
+            DirectArg::Off => DirectIo::Off,
+        };
+        let options = DirOptions::default()
+            .direct_io(policy)
+            .checksums(target.checksums);
+        let dir = SwapDir::create_with(&target.folder, options)
+            .with_context(|| format!("creating a swap folder in {}", target.folder.display()))?;
+        let engine = AnyEngine::new(target.engine, config)?;
+        let requests = target.size.div_ceil(io_size);
+        let window = requests.min(config.queue_depth * config.intra_op_parallelism);
+        let pool = PinnedPool::builder()
+            .slab_size(io_size)
+            .slabs(window)
+            .alignment(dir.alignment())
+            .build()?;
+        let registered = pool.register_with(&engine);
+        let stamp = stamp_pattern(io_size);
+        let slabs: Vec<_> = (0..window).map(|_| pool.lease()).collect();
+        for mut slab in slabs {
+            let len = slab.len();
+            slab.copy_from_slice(&stamp[..len]);
+        }
+        Ok(Self {
+            dir,
+            engine,
+            pool,
+            registered,
+            size: target.size,
+            io_size,
+            window,
+            stamp,
+        })
+    }
+
+    pub(crate) fn folder(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        let c = self.engine.config();
+        let dio = match self.dir.direct_io() {
+            Some(d) => format!(
+                "direct I/O (alignment: memory {}, offset {}, from {})",
+                d.memory_align, d.offset_align, d.source
+            ),
+            None => "buffered I/O".into(),
+        };
+        format!(
+            "{} engine, block {}, queue depth {}, parallelism {}, {}, buffers {}registered; {} in {} request(s) of {}",
+            self.engine.name(),
+            size::show(c.block_size),
+            c.queue_depth,
+            c.intra_op_parallelism,
+            dio,
+            if self.registered { "" } else { "not " },
+            size::show(self.size),
+            self.size.div_ceil(self.io_size),
+            size::show(self.io_size),
+        )
+    }
+
+    /// Runs `loops` rounds (write then read in each, as selected) on a fresh
+    /// preallocated file, then checks every request's bytes once.
+    pub(crate) fn measure(
+        &self,
+        loops: usize,
+        write: bool,
+        read: bool,
+        mut tick: impl FnMut(usize),
+    ) -> anyhow::Result<Vec<IoMeasurement>> {
+        let file = self.dir.create_file()?;
+        file.preallocate(self.size as u64)?;
+        if !write {
+            self.pass(&file, IoOp::Write, &mut |_| {})?;
+        }
+        let mut samples = [Vec::new(), Vec::new()];
+        for _ in 0..loops {
+            for (k, op) in [(0, IoOp::Write), (1, IoOp::Read)] {
+                if [write, read][k] {
+                    samples[k].push(self.pass(&file, op, &mut tick)?);
+                }
+            }
+        }
+        self.verify(&file)?;
+        let [writes, reads] = samples;
+        Ok([("write", writes), ("read", reads)]
+            .into_iter()
+            .filter(|(_, passes)| !passes.is_empty())
+            .map(|(op, passes)| self.summarise(op, passes))
+            .collect())
+    }
+
+    /// One pass over the file: every request submitted with at most
+    /// `window` in flight, the oldest waited first.
+    fn pass(
+        &self,
+        file: &tensorswap::SwapFile,
+        op: IoOp,
+        tick: &mut dyn FnMut(usize),
+    ) -> anyhow::Result<Pass> {
+        let requests = self.size.div_ceil(self.io_size);
+        let mut latencies = Vec::with_capacity(requests);
+        let mut in_flight = VecDeque::with_capacity(self.window);
+        let cpu = CpuClock::start();
+        let start = Instant::now();
+        for i in 0..requests {
+            if in_flight.len() == self.window {
+                let (ticket, len): (tensorswap::IoTicket<_, _>, usize) =
+                    in_flight.pop_front().context("window empty")?;
+                latencies.push(ticket.wait()?.latency);
+                tick(len);
+            }
+            let offset = i * self.io_size;
+            let len = self.io_size.min(self.size - offset);
+            let mut slab = self.pool.lease();
+            slab.set_len(len)?;
+            let ticket = match op {
+                IoOp::Write => {
+                    stamp(&mut slab, i);
+                    self.engine.write(file, offset as u64, slab)?
+                }
+                _ => self.engine.read(file, offset as u64, slab)?,
+            };
+            in_flight.push_back((ticket, len));
+        }
+        for (ticket, len) in in_flight {
+            latencies.push(ticket.wait()?.latency);
+            tick(len);
+        }
+        let seconds = start.elapsed();
+        Ok(Pass {
+            seconds,
+            cpu: cpu.seconds(),
+            latencies,
+        })
+    }
+
+    /// Reads every request back and checks its stamp and pattern.
+    fn verify(&self, file: &tensorswap::SwapFile) -> anyhow::Result<()> {
+        for i in 0..self.size.div_ceil(self.io_size) {
+            let offset = i * self.io_size;
+            let len = self.io_size.min(self.size - offset);
+            let mut slab = self.pool.lease();
+            slab.set_len(len)?;
+            let back = self.engine.read(file, offset as u64, slab)?.wait()?.buf;
+            let mut want = self.stamp[..len].to_vec();
+            stamp(&mut want, i);
+            if back[..] != want[..] {
+                bail!(
+                    "verification failed: request {i} ({len} bytes at offset {offset}) read back different bytes"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn summarise(&self, op: &'static str, passes: Vec<Pass>) -> IoMeasurement {
+        let c = self.engine.config();
+        let mut seconds: Vec<f64> = passes.iter().map(|p| p.seconds.as_secs_f64()).collect();
+        let mut latencies: Vec<Duration> =
+            passes.iter().flat_map(|p| p.latencies.clone()).collect();
+        let cpu: f64 = passes.iter().map(|p| p.cpu).sum();
+        let busy: f64 = seconds.iter().sum();
+        let median = percentile(&mut seconds, 0.5);
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+                .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+        };
+        IoMeasurement {
+            op,
+            engine: self.engine.name(),
+            bytes: self.size,
+            io_size: self.io_size,
+            requests: self.size.div_ceil(self.io_size),
+            block_size: c.block_size,
+            queue_depth: c.queue_depth,
+            parallelism: c.intra_op_parallelism,
+            direct: self.dir.direct_io().is_some(),
+            registered: self.registered,
+            loops: passes.len(),
+            seconds: median,
+            gbps: self.size as f64 / median / 1e9,
+            gibps: self.size as f64 / median / (1u64 << 30) as f64,
+            p50_us: at(0.5),
+            p99_us: at(0.99),
+            cpu_pct: 100.0 * cpu / busy,
+        }
+    }
+}
+
+struct Pass {
+    seconds: Duration,
+    cpu: f64,
+    latencies: Vec<Duration>,
+}
+
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    values
+        .get(((values.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// The bytes every request carries (its index is stamped over the first 8).
+fn stamp_pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(131) >> 2) as u8).collect()
+}
+
+fn stamp(bytes: &mut [u8], request: usize) {
+    let tag = (request as u64).to_le_bytes();
+    let n = bytes.len().min(8);
+    bytes[..n].copy_from_slice(&tag[..n]);
+}
+
+/// Formats a table row (or the header when `m` is None).
+pub(crate) fn table_row(m: Option<&IoMeasurement>) -> String {
+    match m {
+        None => format!(
+            "{:>6} {:>8} {:>8} {:>10} {:>10} {:>6}",
+            "op", "GB/s", "GiB/s", "p50 us", "p99 us", "CPU%"
+        ),
+        Some(m) => format!(
+            "{:>6} {:>8.2} {:>8.2} {:>10.0} {:>10.0} {:>6.0}",
+            m.op, m.gbps, m.gibps, m.p50_us, m.p99_us, m.cpu_pct
+        ),
+    }
+}
