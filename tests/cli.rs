@@ -32,6 +32,8 @@ fn info_lists_backends_devices_and_lock_limits() {
 fn bench_json_has_one_record_per_op_and_size() {
     let out = tensorswap(&[
         "bench",
+        "--only",
+        "device",
         "--min-size",
         "4K",
         "--max-size",
@@ -78,6 +80,8 @@ fn bench_json_has_one_record_per_op_and_size() {
 fn bench_table_shows_ratios_to_memcpy() {
     let out = tensorswap(&[
         "bench",
+        "--only",
+        "device",
         "--min-size",
         "64K",
         "--max-size",
@@ -109,6 +113,27 @@ fn bad_arguments_are_errors_that_say_what_to_change() {
         ),
         (&["bench", "--reps", "0"][..], "--reps"),
         (&["bench", "--max-size", "12Q"][..], "unknown unit"),
+        (&["bench", "--only", "files", "--loops", "0"][..], "--loops"),
+        (
+            &["bench", "--only", "files", "--engine", "spdk"][..],
+            "known: auto, uring, threads",
+        ),
+        (
+            &["bench", "--only", "files", "--block-size", "0"][..],
+            "`block_size` is 0",
+        ),
+        (
+            &["bench", "--only", "files", "--queue-depth", "0"][..],
+            "`queue_depth` is 0",
+        ),
+        (
+            &["bench", "--only", "files", "--folder", "/nonexistent/x"][..],
+            "/nonexistent/x",
+        ),
+        (
+            &["tune", "--queue-depths", "0", "--size", "1M"][..],
+            "`queue_depth` is 0",
+        ),
     ] {
         let out = tensorswap(args);
         let stderr = text(&out.stderr);
@@ -119,10 +144,145 @@ fn bad_arguments_are_errors_that_say_what_to_change() {
 }
 
 #[test]
+fn file_bench_json_has_the_ds_io_fields() {
+    for engine in ["uring", "threads"] {
+        let out = tensorswap(&[
+            "bench",
+            "--only",
+            "files",
+            "--json",
+            "--size",
+            "8M",
+            "--io-size",
+            "1M",
+            "--block-size",
+            "256K",
+            "--queue-depth",
+            "4",
+            "--loops",
+            "2",
+            "--engine",
+            engine,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let records: Vec<serde_json::Value> = text(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+            .collect();
+        assert_eq!(records.len(), 2, "write and read");
+        for (record, op) in records.iter().zip(["write", "read"]) {
+            assert_eq!(record["op"], op, "{record}");
+            assert_eq!(record["engine"], engine, "{record}");
+            assert_eq!(record["bytes"], 8 << 20, "{record}");
+            assert_eq!(record["requests"], 8, "{record}");
+            assert_eq!(record["block_size"], 256 << 10, "{record}");
+            assert_eq!(record["queue_depth"], 4, "{record}");
+            assert_eq!(record["loops"], 2, "{record}");
+            let seconds = record["seconds"].as_f64().expect("seconds");
+            let gbps = record["gbps"].as_f64().expect("gbps");
+            let gibps = record["gibps"].as_f64().expect("gibps");
+            assert!((gbps - (8 << 20) as f64 / seconds / 1e9).abs() < 1e-9 * gbps.max(1.0));
+            assert!((gibps * 1.073741824 - gbps).abs() < 1e-6 * gbps.max(1.0));
+            let (p50, p99) = (
+                record["p50_us"].as_f64().expect("p50"),
+                record["p99_us"].as_f64().expect("p99"),
+            );
+            assert!(p50 > 0.0 && p99 >= p50, "{record}");
+        }
+    }
+}
+
+#[test]
+fn file_bench_table_labels_units_and_reads_only_when_asked() {
+    let out = tensorswap(&[
+        "bench",
+        "--only",
+        "files",
+        "--size",
+        "3M",
+        "--read",
+        "--loops",
+        "1",
+        "--checksums",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("GB = 10^9 bytes, GiB = 2^30 bytes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("GB/s") && stdout.contains("GiB/s") && stdout.contains("p99 us"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("read")),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.trim_start().starts_with("write")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tune_writes_an_aio_config_that_parses_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = dir.path().join("aio.json");
+    let out = tensorswap(&[
+        "tune",
+        "--size",
+        "4M",
+        "--block-sizes",
+        "256K,1M",
+        "--queue-depths",
+        "2,8",
+        "--parallelism",
+        "1",
+        "--folder",
+        &dir.path().to_string_lossy(),
+        "--output",
+        &output.to_string_lossy(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("256 KiB") || l.trim_start().starts_with("1 MiB"))
+        .count();
+    assert_eq!(rows, 4, "one row per configuration: {stdout}");
+    let json = std::fs::read_to_string(&output).expect("tune wrote its output");
+    let config = tensorswap::AioConfig::from_json(&json).expect("the written JSON parses");
+    assert!([256 << 10, 1 << 20].contains(&config.block_size), "{json}");
+    assert!([2, 8].contains(&config.queue_depth), "{json}");
+    assert!(stdout.contains("best: block"), "{stdout}");
+}
+
+#[test]
+fn info_reports_io_uring_and_direct_io_of_a_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tensorswap(&["info", "--folder", &dir.path().to_string_lossy()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("io_uring: "), "{stdout}");
+    assert!(
+        stdout.contains(&format!("direct I/O in {}: ", dir.path().display())),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("readdir").count(),
+        0,
+        "the probe file was removed"
+    );
+}
+
+#[test]
 fn a_closed_pipe_ends_the_run_quietly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tensorswap"))
         .args([
             "bench",
+            "--only",
+            "device",
             "--min-size",
             "4K",
             "--max-size",

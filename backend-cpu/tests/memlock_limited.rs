@@ -1,6 +1,7 @@
-//! The CPU backend under a non-root user's page-locking limit: it must run
-//! unlocked, say `pinned_host: false`, move more bytes than the limit allows
-//! to lock, and refuse `Pinning::Required` with an actionable error.
+//! The CPU backend, pinned pools and io_uring under a non-root user's
+//! page-locking limit: they must run unlocked (pools unregistered), say so,
+//! move more bytes than the limit allows to lock, and refuse
+//! `Pinning::Required` with an actionable error.
 //!
 //! `harness = false` so that privileges are dropped in `main` before any
 //! thread exists (as root: `setuid(nobody)`, which clears `CAP_IPC_LOCK`;
@@ -11,7 +12,9 @@ use std::process::ExitCode;
 
 use backend_cpu::{CpuDevice, Pinning};
 use swap_api::sys::memlock::{Locked, MemlockLimit};
-use swap_api::{Device, DeviceExt, Error};
+use swap_api::{
+    AioConfig, Device, DeviceExt, Error, IoEngineExt, PinnedPool, SwapDir, UringEngine,
+};
 
 const LIMIT: u64 = 8 << 20;
 const NOBODY: libc::uid_t = 65534;
@@ -87,13 +90,71 @@ fn locking_past_the_limit_is_a_typed_error() -> Result<(), Box<dyn StdError>> {
     }
 }
 
+/// A 16 MiB pool (twice the limit) runs unlocked under Auto, and Required
+/// names the budget and the knobs.
+fn pool_over_the_limit() -> Result<(), Box<dyn StdError>> {
+    let builder = PinnedPool::builder().slab_size(4 << 20).slabs(4);
+    let pool = builder.clone().build()?;
+    if pool.is_pinned() {
+        return Err("a 16 MiB pool claims to be pinned under an 8 MiB limit".into());
+    }
+    let dev = CpuDevice::new()?;
+    let for_device = builder.clone().build_for(&dev)?;
+    if for_device.is_pinned() {
+        return Err("a device-registered pool claims to be pinned".into());
+    }
+    match builder.pinning(Pinning::Required).build() {
+        Err(e @ Error::MemlockBudget { requested, limit }) => {
+            if requested != 16 << 20 || limit != LIMIT || !e.to_string().contains("ulimit -l") {
+                return Err(format!("unexpected budget error: {e}").into());
+            }
+            Ok(())
+        }
+        Err(other) => Err(format!("expected MemlockBudget, got {other}").into()),
+        Ok(_) => Err("Pinning::Required built a pool beyond RLIMIT_MEMLOCK".into()),
+    }
+}
+
+/// io_uring refuses to register a pool beyond the limit; requests on its
+/// slabs still move the right bytes with plain reads and writes.
+fn uring_registration_falls_back() -> Result<(), Box<dyn StdError>> {
+    let engine = UringEngine::new(&AioConfig::default())?;
+    let pool = PinnedPool::builder().slab_size(4 << 20).slabs(4).build()?;
+    if pool.register_with(&engine) {
+        return Err("io_uring registered 16 MiB under an 8 MiB limit".into());
+    }
+    let parent = std::env::temp_dir().join(format!("memlock-limited-{}", std::process::id()));
+    std::fs::create_dir_all(&parent)?;
+    let result = (|| -> Result<(), Box<dyn StdError>> {
+        let dir = SwapDir::create(&parent)?;
+        let file = dir.create_file()?;
+        let mut slab = pool.lease();
+        slab.iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (i % 253) as u8);
+        let written = engine.write(&file, 0, slab)?.wait()?.buf;
+        let back = engine.read(&file, 0, pool.lease())?.wait()?.buf;
+        if back[..] != written[..] {
+            return Err("bytes read back differ".into());
+        }
+        Ok(())
+    })();
+    std::fs::remove_dir(&parent)?;
+    result
+}
+
 fn main() -> ExitCode {
     if let Err(e) = drop_privileges() {
         println!("memlock_limited: cannot set up the limit: {e}");
         return ExitCode::FAILURE;
     }
     println!("memlock_limited: {}", MemlockLimit::current());
-    let checks: [Check; 3] = [
+    let checks: [Check; 5] = [
+        ("pool_over_the_limit", pool_over_the_limit),
+        (
+            "uring_registration_falls_back",
+            uring_registration_falls_back,
+        ),
         ("auto_pinning_runs_unlocked", auto_pinning_runs_unlocked),
         ("required_pinning_is_refused", required_pinning_is_refused),
         (

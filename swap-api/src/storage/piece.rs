@@ -167,10 +167,18 @@ impl Piece {
     }
 
     /// Hands the piece's result to its request.
+    ///
+    /// The piece's file handle is released before the request is signalled,
+    /// so a waiter that drops the last handle really removes the file.
     pub(crate) fn finish(self, result: Result<()>) {
         if self.op == IoOp::Write && !self.direct && !self.file.is_direct() && result.is_ok() {
             drop_cache(self.fd(), self.offset, self.len);
         }
-        self.completion.piece_done(result, self.position());
+        let at = self.position();
+        let Piece {
+            file, completion, ..
+        } = self;
+        drop(file);
+        completion.piece_done(result, at);
     }
 }
