@@ -14,6 +14,8 @@
 # --bs pieces (fio: one job streaming --bs blocks at --qd). With --io-size,
 # tensorswap submits size/io-size separate requests, each with its own
 # ticket, kept --qd in flight; fio runs at --bs equal to --io-size.
+# FIO_EXTRA adds fio options, e.g. FIO_EXTRA=--fixedbufs to give fio registered
+# buffers as our engine has (fio's default is unregistered).
 # Needs fio (apt-get install fio) and python3.
 set -euo pipefail
 
@@ -47,7 +49,7 @@ fio_gbps() { # -> "write_GBps read_GBps" (10^9 bytes/s) on a fresh file
   for op in write read; do
     fio --name=side --filename="$work/fio.dat" --ioengine=io_uring --direct=1 \
         --rw="$op" --bs="$fio_bs" --iodepth="$qd" --size="$size" --numjobs=1 \
-        --output-format=json 2>/dev/null |
+        --output-format=json ${FIO_EXTRA:-} 2>/dev/null |
       python3 -c "import json,sys; j=json.load(sys.stdin)['jobs'][0]; print(j['$op']['bw_bytes']/1e9)"
   done | paste -sd' '
 }
@@ -59,7 +61,7 @@ rows = {r['op']: r['gbps'] for r in map(json.loads, filter(str.strip, sys.stdin)
 print(rows['write'], rows['read'])"
 }
 
-echo "folder $folder, size $size, fio bs $fio_bs, qd $qd, ours: block $bs${io_size:+, io-size $io_size}, engine $engine"
+echo "folder $folder, size $size, fio bs $fio_bs, qd $qd ${FIO_EXTRA:-}, ours: block $bs${io_size:+, io-size $io_size}, engine $engine"
 printf '%5s %6s %10s %10s %7s\n' pair op "fio GB/s" "ours GB/s" ratio
 results=()
 for ((p = 1; p <= pairs; p++)); do
