@@ -118,40 +118,43 @@ impl PinnedPoolBuilder {
 
     /// Allocates the arena and locks it (`mlock`) as the policy says.
     pub fn build(self) -> Result<PinnedPool> {
-        let (mut arena, bytes) = self.allocate()?;
-        let mut pinned = false;
-        if self.lock_allowed(bytes)? {
+        self.pin(|arena| {
             // SAFETY: the guard is stored in the arena and dropped before the memory.
-            match unsafe { Locked::new(arena.base().as_ptr(), arena.len()) } {
-                Ok(guard) => {
-                    arena.set_registration(Box::new(guard));
-                    pinned = true;
-                }
-                Err(err) if self.pinning == Pinning::Auto => {
-                    tracing::warn!(%err, "pinned pool runs unlocked");
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(self.finish(arena, pinned))
+            let guard = unsafe { Locked::new(arena.base().as_ptr(), arena.len())? };
+            Ok((Box::new(guard), true))
+        })
     }
 
     /// Allocates the arena and registers it with `device` (which pins it
     /// the way the backend does: `mlock`, `cuMemHostRegister`, ...), so slabs
     /// transfer at full speed.
     pub fn build_for<D: Device>(self, device: &D) -> Result<PinnedPool> {
+        self.pin(|arena| {
+            // SAFETY: the registration is stored in the arena, which drops it
+            // before freeing the memory, so the range outlives it.
+            let registration = unsafe { device.register_host(arena.base(), arena.len())? };
+            Ok((Box::new(registration), device.capabilities().pinned_host))
+        })
+    }
+
+    /// Allocates the arena and, where the budget and policy allow, pins it
+    /// with `register` (which returns the registration and whether the
+    /// memory is now page-locked). Under `Pinning::Auto` a refusal leaves the
+    /// pool unlocked with a warning.
+    fn pin(
+        self,
+        register: impl FnOnce(&Arena) -> Result<(Box<dyn std::any::Any + Send + Sync>, bool)>,
+    ) -> Result<PinnedPool> {
         let (mut arena, bytes) = self.allocate()?;
         let mut pinned = false;
         if self.lock_allowed(bytes)? {
-            // SAFETY: the registration is stored in the arena, which drops it
-            // before freeing the memory, so the range outlives it.
-            match unsafe { device.register_host(arena.base(), arena.len()) } {
-                Ok(registration) => {
-                    arena.set_registration(Box::new(registration));
-                    pinned = device.capabilities().pinned_host;
+            match register(&arena) {
+                Ok((registration, locked)) => {
+                    arena.set_registration(registration);
+                    pinned = locked;
                 }
                 Err(err) if self.pinning == Pinning::Auto => {
-                    tracing::warn!(%err, "pinned pool is not registered with the device");
+                    tracing::warn!(%err, "pinned pool runs unlocked");
                 }
                 Err(err) => return Err(err),
             }
