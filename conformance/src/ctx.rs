@@ -36,6 +36,12 @@ impl<B> From<swap_api::IoFailed<B>> for CaseError {
     }
 }
 
+impl<T> From<swap_api::Rejected<T>> for CaseError {
+    fn from(e: swap_api::Rejected<T>) -> Self {
+        CaseError(format!("unexpected error: {}", e.error))
+    }
+}
+
 impl From<CaseError> for TestCaseError {
     fn from(e: CaseError) -> Self {
         TestCaseError::fail(e.0)

@@ -33,6 +33,7 @@ mod runner;
 
 pub mod cases;
 pub mod engine;
+pub mod swapper;
 
 pub use ctx::{expect_bytes, first_difference, pattern, CaseError, Ctx, Outcome};
 pub use require::{parse_required, required_backends, KNOWN_BACKENDS, REQUIRE_VAR};

@@ -233,6 +233,54 @@ pub enum Error {
         limit: u64,
     },
 
+    /// No tensor with this id is registered with the swapper.
+    #[error("tensor {id} is not registered with this swapper")]
+    UnknownTensor {
+        /// The id asked for.
+        id: u64,
+    },
+
+    /// The operation is not allowed in the tensor's current state (e.g.
+    /// swapping in a resident tensor, or reading a stored one).
+    #[error("cannot {op} tensor {id}: it is {state}{hint}")]
+    InvalidState {
+        /// The tensor.
+        id: u64,
+        /// The operation asked for (`"swap_out"`, `"get"`, ...).
+        op: &'static str,
+        /// The state it was in.
+        state: crate::swapper::TensorState,
+        /// What to do instead, when there is something to say (starts with "; ").
+        hint: &'static str,
+    },
+
+    /// A swap failed for one tensor; the tensor is still readable where it
+    /// was before the swap (see the source for the file, offset and errno).
+    #[error("{op} of tensor {id} failed: {source}")]
+    Swap {
+        /// The tensor.
+        id: u64,
+        /// `"swap_out"` or `"swap_in"`.
+        op: &'static str,
+        /// The underlying failure, shared with the tensor's status.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// The swapper was dropped before this queued work ran.
+    #[error("{what} was cancelled: its swapper was dropped first")]
+    Closed {
+        /// What was cancelled.
+        what: &'static str,
+    },
+
+    /// A swapper's fixed buffers cannot hold what was asked for.
+    #[error("not enough buffers: {reason}")]
+    Buffers {
+        /// What was needed, what there is, and which knob to change.
+        reason: String,
+    },
+
     /// A configuration value or key is not valid.
     #[error("invalid configuration: {reason}")]
     Config {

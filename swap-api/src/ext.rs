@@ -1,10 +1,11 @@
 //! The safe, validating API every user calls: [`DeviceExt`].
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use crate::buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
 use crate::transfer::{Failed, Transfer, TransferResult};
-use crate::{check_range, Device, Direction, Error, Result};
+use crate::{check_range, Device, Direction, Error, PendingOp, Rejected, Result};
 
 /// Safe operations on any [`Device`]: allocation, registered host memory and
 /// transfers that own their buffers while in flight.
@@ -102,6 +103,36 @@ pub trait DeviceExt: Device + Sized {
                 host: dst,
                 device: src,
             }),
+        }
+    }
+
+    /// Copies `dst.bytes_len()` bytes of a shared device buffer, from
+    /// `src_offset`, into `dst`, and waits.
+    ///
+    /// The buffer stays shared (e.g. a swapper's
+    /// [`TensorHandle`](crate::swapper::TensorHandle)): while a clone of
+    /// the `Arc` is held nobody can own it, so nobody can upload into it or
+    /// free it, and the copy has finished when this returns.
+    fn download_shared<H: HostBufMut>(
+        &self,
+        src: &Arc<DeviceBuffer<Self>>,
+        src_offset: usize,
+        mut dst: H,
+    ) -> Result<H, Rejected<H>> {
+        let len = dst.bytes_len();
+        if let Err(error) = check_target(self, src, src_offset, len) {
+            return Err(Rejected { error, value: dst });
+        }
+        let ptr = dst.stable_mut_ptr();
+        // SAFETY: range checked and memory ours; `src` is borrowed (so the
+        // Arc, and with it the memory, lives) until this function returns,
+        // after the wait; an Arc clone excludes owners, so no transfer writes
+        // the memory; `dst` stays in this frame, untouched, until the wait.
+        let outcome = unsafe { self.submit_download(src.memory(), src_offset, ptr, len) }
+            .and_then(PendingOp::wait);
+        match outcome {
+            Ok(()) => Ok(dst),
+            Err(error) => Err(Rejected { error, value: dst }),
         }
     }
 

@@ -15,6 +15,8 @@
 //!   engines ([`IoEngine`], io_uring and thread pool), with [`IoEngineExt`]
 //!   as the safe, buffer-owning layer.
 //! - [`PinnedPool`]: one aligned, locked arena leased in slabs.
+//! - [`swapper`]: the swappers ([`swapper::Swapper`] and the parameter,
+//!   optimizer and gradient swappers on top of it).
 //! - [`AioConfig`]: DeepSpeed's `"aio"` config section.
 //! - [`Error`]: one `#[non_exhaustive]` error enum with context fields.
 //!
@@ -37,7 +39,9 @@ mod ext;
 mod faulty;
 mod pinning;
 pub mod pool;
+mod rejected;
 pub mod storage;
+pub mod swapper;
 pub mod sys;
 mod tensor;
 mod transfer;
@@ -50,7 +54,8 @@ pub use error::{check_range, Direction, Error, IoOp, Result};
 pub use ext::DeviceExt;
 pub use faulty::{FaultStage, FaultyDevice, FaultyPending};
 pub use pinning::Pinning;
-pub use pool::{PinnedPool, PinnedPoolBuilder, PoolStats, Slab};
+pub use pool::{PinnedPool, PinnedPoolBuilder, PoolStats, Slab, SlabPart};
+pub use rejected::Rejected;
 #[cfg(target_os = "linux")]
 pub use storage::UringEngine;
 pub use storage::{

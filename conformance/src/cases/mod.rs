@@ -17,6 +17,8 @@ pub use roundtrip::{edge_sizes, host_buffer_kinds, random_sizes, typed_views};
 
 use swap_api::Device;
 
+use crate::swapper;
+
 use crate::{Ctx, Outcome};
 
 /// One named case of the suite.
@@ -31,7 +33,7 @@ pub struct Case<D> {
 pub fn all<D: Device>() -> Vec<Case<D>> {
     macro_rules! cases {
         ($($module:ident :: $case:ident),* $(,)?) => {
-            vec![$(Case { name: concat!(stringify!($module), "::", stringify!($case)), run: $case::<D> }),*]
+            vec![$(Case { name: concat!(stringify!($module), "::", stringify!($case)), run: $module::$case::<D> }),*]
         };
     }
     cases![
@@ -53,5 +55,14 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         faults::fault_hits_only_its_target,
         lifecycle::drop_device_in_flight,
         lifecycle::drop_and_forget_tickets,
+        swapper::mixed_sizes,
+        swapper::host_tier,
+        swapper::errors,
+        swapper::random_operations,
+        swapper::device_faults,
+        swapper::engine_faults,
+        swapper::checksum_mismatch,
+        swapper::pool_pressure,
+        swapper::drop_in_flight,
     ]
 }

@@ -15,7 +15,7 @@ pub use files::{files_removed_unless_kept, replace_truncates_stale_tail, symlink
 pub use many::{drop_engine_in_flight, many_in_flight_any_order, poll_and_wait_all};
 pub use pool::{pool_back_pressure, pool_slabs_through_engine};
 pub use roundtrip::{edge_sizes, random_requests, sparse_beyond_4gib, sub_ranges};
-pub use scratch::{scratch, Scratch, SCRATCH_VAR};
+pub use scratch::{scratch, scratch_parent, Scratch, SCRATCH_VAR};
 
 use swap_api::IoEngine;
 

@@ -21,15 +21,21 @@ pub struct Scratch {
 
 /// Creates a scratch swap folder with `options`.
 pub fn scratch(options: DirOptions) -> Result<Scratch, CaseError> {
+    let parent = scratch_parent()?;
+    let dir = SwapDir::create_with(parent.path(), options)?;
+    Ok(Scratch { dir, parent })
+}
+
+/// A fresh temporary folder under [`SCRATCH_VAR`] (or the system temporary
+/// folder), removed on drop.
+pub fn scratch_parent() -> Result<tempfile::TempDir, CaseError> {
     let base = std::env::var_os(SCRATCH_VAR)
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
-    let parent = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix("tensorswap-conformance-")
         .tempdir_in(&base)
-        .map_err(|e| CaseError(format!("cannot create a folder in {}: {e}", base.display())))?;
-    let dir = SwapDir::create_with(parent.path(), options)?;
-    Ok(Scratch { dir, parent })
+        .map_err(|e| CaseError(format!("cannot create a folder in {}: {e}", base.display())))
 }
 
 /// The two policies every data case runs under: direct I/O where the file

@@ -64,3 +64,16 @@ unsafe impl<T: Pod + Send + Sync> HostBufMut for Box<[T]> {
         self.as_mut_ptr().cast()
     }
 }
+
+/// The bytes of an owned host buffer, mutably.
+pub(crate) fn bytes_mut<B: HostBufMut>(buf: &mut B) -> &mut [u8] {
+    let len = buf.bytes_len();
+    let ptr = buf.stable_mut_ptr();
+    if len == 0 {
+        return &mut [];
+    }
+    // SAFETY: HostBufMut guarantees ptr is valid for writes of bytes_len()
+    // initialised bytes, any pattern allowed; `&mut buf` makes the access
+    // exclusive for the slice's lifetime.
+    unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+}

@@ -6,4 +6,5 @@ mod host_buf;
 
 pub use device::DeviceBuffer;
 pub use host::HostBuffer;
+pub(crate) use host_buf::bytes_mut;
 pub use host_buf::{HostBuf, HostBufMut};

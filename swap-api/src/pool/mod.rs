@@ -1,11 +1,13 @@
 //! [`PinnedPool`]: one aligned, page-locked arena leased in fixed-size slabs.
 
 mod arena;
+mod part;
 mod slab;
 
 use std::ptr::NonNull;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+pub use part::SlabPart;
 pub use slab::Slab;
 
 use crate::storage::{IoEngine, Region};

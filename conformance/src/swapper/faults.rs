@@ -1,0 +1,150 @@
+//! Faults at every hop — device copy, file write, file read, checksum — are
+//! typed errors that leave the tensor readable where it was.
+
+use std::os::unix::fs::FileExt;
+
+use swap_api::swapper::TensorState;
+use swap_api::{Device, DirOptions, Error, FaultStage, IoOp};
+
+use super::{rig, Rig, SLAB};
+use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
+
+const LEN: usize = 2 * SLAB + 300;
+
+/// The `Swap` error of a ticket or `get`, with its source.
+fn swap_error(result: Result<(), Error>, what: &str) -> Result<std::sync::Arc<Error>, CaseError> {
+    match result {
+        Err(Error::Swap { id: 1, source, .. }) => Ok(source),
+        other => Err(CaseError(format!(
+            "{what}: expected a Swap error for tensor 1, got {other:?}"
+        ))),
+    }
+}
+
+fn expect_state<D: Device>(rig: &Rig<D>, state: TensorState, what: &str) -> Outcome {
+    let status = rig.swapper.status(1)?;
+    check!(
+        status.state == state,
+        "{what}: tensor is {}, expected {state}",
+        status.state
+    );
+    check!(
+        status.last_error.is_some(),
+        "{what}: status does not report the failure"
+    );
+    Ok(())
+}
+
+/// A failing download (swap-out) keeps the tensor resident with its bytes;
+/// a failing upload (swap-in) keeps it stored; both retry cleanly.
+pub fn device_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    for stage in [FaultStage::Submit, FaultStage::Complete] {
+        let rig = rig(ctx, 2, DirOptions::default())?;
+        let s = &rig.swapper;
+        rig.put(1, &pattern(1, LEN))?;
+        s.device().fail_transfer(2, stage); // the second chunk's download
+        let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out with a failing download")?;
+        check!(
+            matches!(*source, Error::Transfer { .. }),
+            "download fault surfaced as {source}"
+        );
+        expect_state(&rig, TensorState::Resident, "after the failed swap-out")?;
+        expect_bytes(
+            "resident bytes after the failed swap-out",
+            &rig.bytes(1)?,
+            &pattern(1, LEN),
+        )?;
+        s.swap_out(&[1])?.wait()?;
+        s.device().fail_transfer(3, stage); // the third chunk's upload
+        let source = swap_error(s.swap_in(&[1])?.wait(), "swap_in with a failing upload")?;
+        check!(
+            matches!(*source, Error::Transfer { .. }),
+            "upload fault surfaced as {source}"
+        );
+        expect_state(&rig, TensorState::Stored, "after the failed swap-in")?;
+        s.swap_in(&[1])?.wait()?;
+        expect_bytes(
+            "bytes after the retried swap-in",
+            &rig.bytes(1)?,
+            &pattern(1, LEN),
+        )?;
+        ctx.checked(2);
+        rig.finish()?;
+    }
+    Ok(())
+}
+
+/// ENOSPC on a write keeps the tensor resident and names the file and
+/// errno; EIO on a read (after a prefetch) makes `get` report it and keeps
+/// the tensor stored; both retry cleanly.
+pub fn engine_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    for stage in [FaultStage::Submit, FaultStage::Complete] {
+        let rig = rig(ctx, 2, DirOptions::default())?;
+        let s = &rig.swapper;
+        let engine = s.store().engine();
+        rig.put(1, &pattern(1, LEN))?;
+        engine.fail_next(IoOp::Write, libc::ENOSPC, stage);
+        let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out on a full disk")?;
+        check!(
+            matches!(&*source, Error::Io { op: IoOp::Write, path, source, .. }
+                if path == s.store().path() && source.raw_os_error() == Some(libc::ENOSPC)),
+            "ENOSPC surfaced as {source}"
+        );
+        expect_state(&rig, TensorState::Resident, "after ENOSPC")?;
+        expect_bytes(
+            "resident bytes after ENOSPC",
+            &rig.bytes(1)?,
+            &pattern(1, LEN),
+        )?;
+        s.swap_out(&[1])?.wait()?;
+        engine.fail_next(IoOp::Read, libc::EIO, stage);
+        s.prefetch(&[1])?;
+        let source = swap_error(s.get(1).map(drop), "get after a failed prefetch")?;
+        check!(
+            matches!(&*source, Error::Io { op: IoOp::Read, source, .. } if source.raw_os_error() == Some(libc::EIO)),
+            "EIO surfaced as {source}"
+        );
+        expect_state(&rig, TensorState::Stored, "after EIO")?;
+        s.swap_in(&[1])?.wait()?;
+        expect_bytes(
+            "bytes after the retried swap-in",
+            &rig.bytes(1)?,
+            &pattern(1, LEN),
+        )?;
+        check!(!engine.has_armed(), "an armed fault never fired");
+        ctx.checked(2);
+        rig.finish()?;
+    }
+    Ok(())
+}
+
+/// Bytes changed on disk behind the swapper's back are a `Checksum` error
+/// on swap-in and on `swap_into`; no wrong byte reaches device memory.
+pub fn checksum_mismatch<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    let rig = rig(ctx, 2, DirOptions::default().checksums(true))?;
+    let s = &rig.swapper;
+    rig.put(1, &pattern(1, LEN))?;
+    s.swap_out(&[1])?.wait()?;
+    let range = s
+        .stored_range(1)?
+        .ok_or_else(|| CaseError("no file range for a stored tensor".into()))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.store().path())
+        .map_err(|e| CaseError(format!("opening the store file: {e}")))?;
+    file.write_at(b"corrupt", range.start + SLAB as u64 + 10)
+        .map_err(|e| CaseError(format!("corrupting the store file: {e}")))?;
+    let source = swap_error(s.swap_in(&[1])?.wait(), "swap_in of corrupted bytes")?;
+    check!(
+        matches!(*source, Error::Checksum { .. }),
+        "corruption surfaced as {source}"
+    );
+    expect_state(&rig, TensorState::Stored, "after the checksum mismatch")?;
+    let into = s.swap_into(1, vec![0u8; LEN]);
+    check!(
+        matches!(into, Err(ref r) if matches!(r.error, Error::Checksum { .. })),
+        "swap_into of corrupted bytes did not fail with Checksum"
+    );
+    ctx.checked(2);
+    rig.finish()
+}

@@ -1,0 +1,107 @@
+//! `Swapper::swap_into`: a stored tensor read straight into a caller's buffer.
+
+use std::sync::Arc;
+
+use super::meta::TensorId;
+use super::plan::{self, Chunk, Span};
+use super::stream::{self, ReadSink};
+use super::table::{Home, Slot};
+use super::tensor::Shared;
+use crate::buffer::bytes_mut;
+use crate::Rejected;
+use crate::{Device, DeviceBuffer, DeviceExt, Error, HostBufMut, IoEngine, Result, SlabPart};
+
+/// Where `swap_into` finds the bytes.
+enum Source<D: Device> {
+    /// Device memory of a resident tensor.
+    Device(Arc<DeviceBuffer<D>>),
+    /// Host-tier bytes, already copied under the lock.
+    Copied,
+    /// The tensor's extent of the store file.
+    File(Span),
+}
+
+pub(crate) fn swap_into<D: Device, E: IoEngine, H: HostBufMut>(
+    shared: &Shared<D, E>,
+    id: TensorId,
+    mut buf: H,
+) -> Result<H, Rejected<H>> {
+    let span = {
+        let mut table = shared.lock();
+        let checked = table.entry_mut(id).and_then(|entry| {
+            if buf.bytes_len() != entry.logical {
+                return Err(Error::Layout {
+                    reason: format!(
+                        "swap_into: tensor {id} has {} bytes, the buffer {}",
+                        entry.logical,
+                        buf.bytes_len()
+                    ),
+                });
+            }
+            match (&entry.slot, &entry.home) {
+                (Slot::Resident { buf, .. }, _) => Ok(Source::Device(Arc::clone(buf))),
+                (Slot::Stored, Home::Host(Some(host))) => {
+                    bytes_mut(&mut buf).copy_from_slice(&host[..entry.logical]);
+                    Ok(Source::Copied)
+                }
+                (Slot::Stored, Home::File(extent)) => {
+                    entry.readers += 1;
+                    Ok(Source::File(Span {
+                        item: 0,
+                        file_offset: extent.offset,
+                        logical: entry.logical,
+                        padded: entry.padded,
+                    }))
+                }
+                _ => Err(entry.refuse(id, "swap_into", "; wait for its swap first")),
+            }
+        });
+        match checked {
+            Ok(span) => span,
+            Err(error) => return Err(Rejected { error, value: buf }),
+        }
+    };
+    let span = match span {
+        Source::Copied => return Ok(buf),
+        Source::Device(memory) => return shared.device.download_shared(&memory, 0, buf),
+        Source::File(span) => span,
+    };
+    // Through the slabs, in the chunks the tensor was written in, so reads
+    // stay direct and checksums verify.
+    let mut sink = IntoBuffer {
+        out: bytes_mut(&mut buf),
+        error: None,
+    };
+    let batches = plan::batches(&[span], shared.store.pool().slab_size());
+    stream::read(&shared.store, &batches, &mut sink);
+    let error = sink.error.take();
+    shared.readers(id, -1);
+    match error {
+        None => Ok(buf),
+        Some(error) => Err(Rejected { error, value: buf }),
+    }
+}
+
+/// Copies each chunk read into its place in the caller's buffer.
+struct IntoBuffer<'a> {
+    out: &'a mut [u8],
+    error: Option<Error>,
+}
+
+impl ReadSink for IntoBuffer<'_> {
+    fn wanted(&mut self, _: &Chunk) -> bool {
+        self.error.is_none()
+    }
+
+    fn consume(&mut self, chunk: &Chunk, result: Result<SlabPart>) {
+        match result {
+            Ok(part) => {
+                let to = &mut self.out[chunk.item_offset..chunk.item_offset + chunk.len];
+                to.copy_from_slice(&part[..chunk.len]);
+            }
+            Err(error) => {
+                self.error.get_or_insert(error);
+            }
+        }
+    }
+}

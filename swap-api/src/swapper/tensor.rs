@@ -1,0 +1,547 @@
+//! [`Swapper`]: tensors in device memory, swapped to a store and back.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::{Deref, Range};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::into;
+use super::meta::{TensorId, TensorMeta};
+use super::state::{TensorState, TensorStatus};
+use super::store::SwapStore;
+use super::table::{Entry, Home, Slot, Table};
+use super::ticket::SwapTicket;
+use super::worker::{self, Item, Job, Place, Way};
+use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Rejected, Result};
+
+/// Tensors that live in device memory and are swapped out to a
+/// [`SwapStore`] (or to pinned host memory, up to `max_in_cpu` bytes) and
+/// back, with the states and checks of [`TensorState`].
+///
+/// - Swaps run on the swapper's worker thread; `swap_out`/`swap_in` return
+///   at once with a [`SwapTicket`], `prefetch` with nothing (its failures
+///   show in `get` and `status`).
+/// - Device -> slab -> file (and back) is pipelined: while one slab is being
+///   written, the next is being downloaded, so a stream of tensors moves at
+///   the rate of the slowest link. Tensors larger than a slab stream through
+///   several slabs; small tensors share a slab and the one store file.
+/// - A failed swap leaves the tensor readable where it was, with the error
+///   (tensor, file, offset, errno) on the ticket and in `status`.
+/// - Dropping the swapper finishes the job in progress, cancels queued ones,
+///   and frees everything: device memory, slabs, the file.
+///
+/// ```
+/// use swap_api::swapper::{SwapStore, Swapper, TensorMeta, TensorState};
+/// use swap_api::DeviceExt;
+/// # fn demo<D: swap_api::Device>(dev: D) -> swap_api::Result<()> {
+/// let store = SwapStore::builder().slab_size(1 << 20).build_for(&dev)?;
+/// let swapper = Swapper::new(dev, store)?;
+/// let buf = swapper.device().alloc(4096)?;
+/// swapper.register(7, TensorMeta::bytes_of(4096), buf)?;
+/// swapper.swap_out(&[7])?.wait()?;
+/// assert_eq!(swapper.status(7)?.state, TensorState::Stored);
+/// swapper.prefetch(&[7])?;
+/// let tensor = swapper.get(7)?; // waits for the swap-in
+/// assert_eq!(tensor.len(), 4096);
+/// # Ok(()) }
+/// ```
+pub struct Swapper<D: Device, E: IoEngine = AnyEngine> {
+    shared: Arc<Shared<D, E>>,
+    jobs: Option<Sender<Job<D>>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// What the API and the worker share.
+pub(crate) struct Shared<D: Device, E: IoEngine> {
+    pub(crate) device: D,
+    pub(crate) store: SwapStore<E>,
+    table: Mutex<Table<D>>,
+    changed: Condvar,
+    pub(crate) closing: AtomicBool,
+}
+
+/// A resident tensor, from [`Swapper::get`]: its device memory, shared.
+///
+/// While a handle is alive the tensor cannot be swapped out (that is an
+/// [`Error::InvalidState`]); `release` and `remove` may still drop the
+/// swapper's reference, and the memory lives until the last handle drops.
+pub struct TensorHandle<D: Device> {
+    id: TensorId,
+    meta: TensorMeta,
+    buf: Arc<DeviceBuffer<D>>,
+}
+
+impl<D: Device> TensorHandle<D> {
+    /// The tensor's id.
+    pub fn id(&self) -> TensorId {
+        self.id
+    }
+
+    /// Its element type and shape.
+    pub fn meta(&self) -> &TensorMeta {
+        &self.meta
+    }
+
+    /// The shared device memory, e.g. for
+    /// [`DeviceExt::download_shared`](crate::DeviceExt::download_shared).
+    pub fn buffer(&self) -> &Arc<DeviceBuffer<D>> {
+        &self.buf
+    }
+}
+
+impl<D: Device> Deref for TensorHandle<D> {
+    type Target = DeviceBuffer<D>;
+    fn deref(&self) -> &DeviceBuffer<D> {
+        &self.buf
+    }
+}
+
+impl<D: Device> fmt::Debug for TensorHandle<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorHandle")
+            .field("id", &self.id)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl<D: Device, E: IoEngine + 'static> Swapper<D, E> {
+    /// A swapper of `device`'s memory into `store`, with no host tier.
+    pub fn new(device: D, store: SwapStore<E>) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            device,
+            store,
+            table: Mutex::new(Table {
+                tensors: HashMap::new(),
+                host_used: 0,
+                max_in_cpu: 0,
+            }),
+            changed: Condvar::new(),
+            closing: AtomicBool::new(false),
+        });
+        let (jobs, queue) = mpsc::channel();
+        let for_worker = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name("tensorswap-swapper".into())
+            .spawn(move || worker::run(for_worker, queue))
+            .map_err(|err| Error::Device {
+                backend: "swapper",
+                op: "start the worker thread",
+                reason: err.to_string(),
+            })?;
+        Ok(Self {
+            shared,
+            jobs: Some(jobs),
+            worker: Some(worker),
+        })
+    }
+}
+
+impl<D: Device, E: IoEngine> Swapper<D, E> {
+    /// Keeps up to `bytes` of swapped-out tensors in pinned host memory
+    /// instead of the file (DeepSpeed's `max_in_cpu`, here in bytes). A
+    /// tensor's home is chosen at its first swap-out and kept.
+    pub fn with_max_in_cpu(self, bytes: usize) -> Self {
+        self.shared.lock().max_in_cpu = bytes;
+        self
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.shared.device
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SwapStore<E> {
+        &self.shared.store
+    }
+
+    /// Adds a resident tensor: `buf` holds its `meta.bytes()` bytes (it may be
+    /// longer). Refused, with the buffer handed back, for an id already in
+    /// use, a buffer too short or of another device.
+    pub fn register(
+        &self,
+        id: TensorId,
+        meta: TensorMeta,
+        buf: DeviceBuffer<D>,
+    ) -> Result<(), Rejected<DeviceBuffer<D>>> {
+        let checked = (|| {
+            let logical = meta.bytes()?;
+            if buf.len() < logical {
+                return Err(Error::Layout {
+                    reason: format!(
+                        "tensor {id} ({} {:?}) needs {logical} bytes, its device buffer has {}",
+                        meta.dtype,
+                        meta.shape,
+                        buf.len()
+                    ),
+                });
+            }
+            if !self.shared.device.owns(buf.memory()) {
+                return Err(Error::ForeignMemory {
+                    memory: buf.backend(),
+                    device: self.shared.device.info().backend,
+                });
+            }
+            Ok((logical, self.shared.store.padded(logical)?))
+        })();
+        let (logical, padded) = match checked {
+            Ok(sizes) => sizes,
+            Err(error) => return Err(Rejected { error, value: buf }),
+        };
+        let mut table = self.shared.lock();
+        if let Some(entry) = table.tensors.get(&id) {
+            let error = entry.refuse(id, "register", "; ids must be unique");
+            return Err(Rejected { error, value: buf });
+        }
+        let entry = Entry {
+            meta,
+            logical,
+            padded,
+            slot: Slot::resident(buf, false),
+            home: Home::Unassigned,
+            readers: 0,
+            last_error: None,
+        };
+        table.tensors.insert(id, entry);
+        Ok(())
+    }
+
+    /// Starts writing resident tensors out; each becomes `Stored` (or `Host`)
+    /// when its write succeeds, and its device memory is freed then.
+    ///
+    /// Nothing starts unless every tensor is resident, listed once, and has
+    /// no [`TensorHandle`] alive.
+    pub fn swap_out(&self, ids: &[TensorId]) -> Result<SwapTicket> {
+        let mut table = self.shared.lock();
+        table.check_all("swap_out", ids, |id, entry| match &entry.slot {
+            Slot::Resident { buf, .. } if Arc::strong_count(buf) > 1 => Err(entry.refuse(
+                id,
+                "swap_out",
+                "; a handle from get() is still alive: drop it first",
+            )),
+            Slot::Resident { .. } => Ok(()),
+            _ => Err(entry.refuse(id, "swap_out", "")),
+        })?;
+        // Homes first (the only step that can fail), so that either every
+        // tensor starts swapping out or none does.
+        let places = ids
+            .iter()
+            .map(|&id| self.assign_home(&mut table, id))
+            .collect::<Result<Vec<Place>>>()?;
+        let mut items = Vec::with_capacity(ids.len());
+        for (&id, place) in ids.iter().zip(places) {
+            let entry = table.entry_mut(id)?;
+            let buf = match std::mem::replace(&mut entry.slot, Slot::SwappingOut) {
+                Slot::Resident { buf, clean } => match Arc::try_unwrap(buf) {
+                    Ok(buf) => buf,
+                    Err(buf) => {
+                        entry.slot = Slot::Resident { buf, clean };
+                        continue;
+                    }
+                },
+                other => {
+                    entry.slot = other;
+                    continue;
+                }
+            };
+            items.push(Item {
+                id,
+                logical: entry.logical,
+                padded: entry.padded,
+                buf: Some(buf),
+                place: Some(place),
+            });
+        }
+        drop(table);
+        Ok(self
+            .submit(Way::Out, items, true)
+            .unwrap_or_else(|| SwapTicket::new(0)))
+    }
+
+    /// Where a tensor's stored copy goes: its home, chosen now if it has none.
+    fn assign_home(&self, table: &mut Table<D>, id: TensorId) -> Result<Place> {
+        let fits_host = {
+            let entry = table.entry(id)?;
+            matches!(entry.home, Home::Unassigned)
+                && table.max_in_cpu > 0
+                && table.host_used.saturating_add(entry.logical) <= table.max_in_cpu
+        };
+        let logical = table.entry(id)?.logical;
+        if fits_host {
+            table.host_used += logical;
+            table.entry_mut(id)?.home = Home::Host(None);
+        }
+        let entry = table.entry_mut(id)?;
+        match &mut entry.home {
+            Home::Unassigned => {
+                let extent = self.shared.store.alloc(entry.padded)?;
+                entry.home = Home::File(extent);
+                Ok(Place::File(extent))
+            }
+            Home::File(extent) => Ok(Place::File(*extent)),
+            Home::Host(host) => Ok(Place::Host(host.take())),
+        }
+    }
+
+    /// Starts reading stored tensors back into new device memory, in order;
+    /// each becomes `Resident` as soon as it is in.
+    pub fn swap_in(&self, ids: &[TensorId]) -> Result<SwapTicket> {
+        self.start_in(ids, true)
+            .map(|ticket| ticket.unwrap_or_else(|| SwapTicket::new(0)))
+    }
+
+    /// Like [`swap_in`](Self::swap_in), as a hint: tensors already resident or
+    /// swapping in are skipped, and failures show in `get` and `status`.
+    pub fn prefetch(&self, ids: &[TensorId]) -> Result<()> {
+        self.start_in(ids, false).map(drop)
+    }
+
+    fn start_in(&self, ids: &[TensorId], strict: bool) -> Result<Option<SwapTicket>> {
+        let mut table = self.shared.lock();
+        table.check_all("swap_in", ids, |id, entry| match (&entry.slot, strict) {
+            (Slot::Stored, _) => Ok(()),
+            (Slot::Resident { .. } | Slot::SwappingIn, false) => Ok(()),
+            _ => Err(entry.refuse(id, "swap_in", "")),
+        })?;
+        let mut items = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let entry = table.entry_mut(id)?;
+            if !matches!(entry.slot, Slot::Stored) {
+                continue;
+            }
+            let place = match &mut entry.home {
+                Home::File(extent) => Place::File(*extent),
+                Home::Host(host) => Place::Host(host.take()),
+                Home::Unassigned => continue,
+            };
+            entry.slot = Slot::SwappingIn;
+            items.push(Item {
+                id,
+                logical: entry.logical,
+                padded: entry.padded,
+                buf: None,
+                place: Some(place),
+            });
+        }
+        drop(table);
+        Ok(self.submit(Way::In, items, strict))
+    }
+
+    fn submit(&self, way: Way, items: Vec<Item<D>>, with_ticket: bool) -> Option<SwapTicket> {
+        let ticket = with_ticket.then(|| SwapTicket::new(items.len()));
+        let job = Job {
+            way,
+            items,
+            ticket: ticket.clone(),
+        };
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(job).map_err(|returned| returned.0),
+            None => Err(job),
+        };
+        if let Err(job) = sent {
+            worker::cancel(&self.shared, job);
+        }
+        ticket
+    }
+
+    /// The resident tensor `id`, waiting while it is being swapped in.
+    ///
+    /// A stored tensor is an [`Error::InvalidState`] (swap it in or prefetch
+    /// it first); one whose swap-in failed is that failure ([`Error::Swap`]).
+    pub fn get(&self, id: TensorId) -> Result<TensorHandle<D>> {
+        let mut table = self.shared.lock();
+        loop {
+            let entry = table.entry(id)?;
+            match &entry.slot {
+                Slot::SwappingIn => table = self.shared.wait(table),
+                Slot::Resident { buf, .. } => {
+                    return Ok(TensorHandle {
+                        id,
+                        meta: entry.meta.clone(),
+                        buf: Arc::clone(buf),
+                    })
+                }
+                _ => {
+                    return Err(entry.failure(id).unwrap_or_else(|| {
+                        entry.refuse(id, "get", "; swap_in or prefetch it first")
+                    }))
+                }
+            }
+        }
+    }
+
+    /// Copies the tensor's current bytes into `buf` (exactly its logical
+    /// length) from wherever they are: device memory for a resident tensor,
+    /// the file or host memory for a stored one (read straight into `buf`,
+    /// leaving the tensor stored). A tensor being swapped is an
+    /// [`Error::InvalidState`]. The buffer comes back either way.
+    pub fn swap_into<H: HostBufMut>(&self, id: TensorId, buf: H) -> Result<H, Rejected<H>> {
+        into::swap_into(&self.shared, id, buf)
+    }
+
+    /// Drops the device copy of resident tensors whose stored copy is still
+    /// current (swapped in and not swapped out since), without writing: they
+    /// go back to `Stored`/`Host`. Changes made to the device memory since
+    /// the swap-in are discarded; use `swap_out` to keep them.
+    pub fn release(&self, ids: &[TensorId]) -> Result<()> {
+        let mut table = self.shared.lock();
+        table.check_all("release", ids, |id, entry| match &entry.slot {
+            Slot::Resident { clean: true, .. } => Ok(()),
+            Slot::Resident { .. } => Err(entry.refuse(
+                id,
+                "release",
+                "; its stored copy is not current (never swapped out, or a swap-out failed): swap_out writes it",
+            )),
+            _ => Err(entry.refuse(id, "release", "")),
+        })?;
+        for &id in ids {
+            table.entry_mut(id)?.slot = Slot::Stored;
+        }
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// Forgets a tensor that is not being swapped: its device copy (once no
+    /// handle holds it), its file extent or host memory are freed.
+    pub fn remove(&self, id: TensorId) -> Result<()> {
+        let mut table = self.shared.lock();
+        loop {
+            let entry = table.entry(id)?;
+            match entry.slot {
+                Slot::SwappingIn | Slot::SwappingOut => {
+                    return Err(entry.refuse(id, "remove", "; wait for its swap first"))
+                }
+                _ if entry.readers > 0 => table = self.shared.wait(table),
+                _ => break,
+            }
+        }
+        let entry = table
+            .tensors
+            .remove(&id)
+            .ok_or(Error::UnknownTensor { id })?;
+        match entry.home {
+            Home::File(extent) => self.shared.store.free(extent),
+            Home::Host(_) => table.host_used -= entry.logical,
+            Home::Unassigned => {}
+        }
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// A snapshot of one tensor.
+    pub fn status(&self, id: TensorId) -> Result<TensorStatus> {
+        Ok(self.shared.lock().entry(id)?.status())
+    }
+
+    /// The registered ids, sorted.
+    pub fn ids(&self) -> Vec<TensorId> {
+        let mut ids: Vec<TensorId> = self.shared.lock().tensors.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The byte range of [`SwapStore::path`] holding the tensor's stored copy,
+    /// if its home is the file (for diagnostics and tests).
+    pub fn stored_range(&self, id: TensorId) -> Result<Option<Range<u64>>> {
+        Ok(match self.shared.lock().entry(id)?.home {
+            Home::File(extent) => Some(extent.offset..extent.offset + extent.len),
+            _ => None,
+        })
+    }
+
+    /// Bytes of tensors whose home is pinned host memory.
+    pub fn host_bytes(&self) -> usize {
+        self.shared.lock().host_used
+    }
+
+    /// Blocks until no tensor is swapping out or in.
+    pub fn wait_idle(&self) {
+        let mut table = self.shared.lock();
+        while table.tensors.values().any(|e| {
+            matches!(
+                e.state(),
+                TensorState::SwappingIn | TensorState::SwappingOut
+            )
+        }) {
+            table = self.shared.wait(table);
+        }
+    }
+}
+
+impl<D: Device, E: IoEngine> Shared<D, E> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Table<D>> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn wait<'a>(&self, guard: MutexGuard<'a, Table<D>>) -> MutexGuard<'a, Table<D>> {
+        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a finished swap: the tensor's new slot, home and failure.
+    pub(crate) fn settle(
+        &self,
+        id: TensorId,
+        slot: Slot<D>,
+        home: Home,
+        op: &'static str,
+        failure: Option<Arc<Error>>,
+    ) {
+        let mut table = self.lock();
+        if let Some(entry) = table.tensors.get_mut(&id) {
+            entry.slot = slot;
+            entry.home = home;
+            entry.last_error = failure.map(|error| (op, error));
+        }
+        drop(table);
+        self.changed.notify_all();
+    }
+
+    /// Blocks while `swap_into` calls read any of `ids` from home.
+    pub(crate) fn wait_for_readers(&self, ids: impl Iterator<Item = TensorId> + Clone) {
+        let mut table = self.lock();
+        while ids
+            .clone()
+            .any(|id| table.tensors.get(&id).is_some_and(|e| e.readers > 0))
+        {
+            table = self.wait(table);
+        }
+    }
+
+    /// Adds (`+1`) or removes (`-1`) a `swap_into` reader of `id`.
+    pub(crate) fn readers(&self, id: TensorId, delta: isize) {
+        let mut table = self.lock();
+        if let Some(entry) = table.tensors.get_mut(&id) {
+            entry.readers = entry.readers.saturating_add_signed(delta);
+        }
+        drop(table);
+        self.changed.notify_all();
+    }
+}
+
+impl<D: Device, E: IoEngine> Drop for Swapper<D, E> {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        drop(self.jobs.take());
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::error!("the swapper's worker thread panicked");
+            }
+        }
+    }
+}
+
+impl<D: Device, E: IoEngine> fmt::Debug for Swapper<D, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let table = self.shared.lock();
+        f.debug_struct("Swapper")
+            .field("device", &self.shared.device.info())
+            .field("store", &self.shared.store)
+            .field("tensors", &table.tensors.len())
+            .field("host_bytes", &table.host_used)
+            .finish()
+    }
+}
