@@ -106,13 +106,34 @@ fn bench_table_shows_ratios_to_memcpy() {
 fn bad_arguments_are_errors_that_say_what_to_change() {
     for (args, expected) in [
         (&["bench", "--backend", "nope"][..], "compiled in: cpu"),
-        (&["bench", "--min-size", "0"][..], "--min-size"),
         (
-            &["bench", "--min-size", "1M", "--max-size", "4K"][..],
+            &["bench", "--only", "device", "--min-size", "0"][..],
+            "--min-size",
+        ),
+        (
+            &[
+                "bench",
+                "--only",
+                "device",
+                "--min-size",
+                "1M",
+                "--max-size",
+                "4K",
+            ][..],
             "--max-size",
         ),
-        (&["bench", "--reps", "0"][..], "--reps"),
+        (&["bench", "--only", "device", "--reps", "0"][..], "--reps"),
         (&["bench", "--max-size", "12Q"][..], "unknown unit"),
+        (&["bench", "--tensors", "0"][..], "--tensors"),
+        (&["bench", "--loops", "0"][..], "--loops"),
+        (
+            &["bench", "--slabs", "0", "--size", "1M"][..],
+            "at least one slab",
+        ),
+        (
+            &["bench", "--swap", "--only", "files"][..],
+            "cannot be used with",
+        ),
         (&["bench", "--only", "files", "--loops", "0"][..], "--loops"),
         (
             &["bench", "--only", "files", "--engine", "spdk"][..],
@@ -274,6 +295,73 @@ fn info_reports_io_uring_and_direct_io_of_a_folder() {
         0,
         "the probe file was removed"
     );
+}
+
+#[test]
+fn swap_bench_json_compares_swaps_with_the_engine() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let folder = dir.path().to_str().expect("a UTF-8 path");
+    let out = tensorswap(&[
+        "bench",
+        "--swap",
+        "--size",
+        "8M",
+        "--tensors",
+        "9",
+        "--slab-size",
+        "1M",
+        "--slabs",
+        "3",
+        "--loops",
+        "2",
+        "--folder",
+        folder,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let records: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect();
+    let ops: Vec<&str> = records.iter().filter_map(|r| r["op"].as_str()).collect();
+    assert_eq!(ops, ["swap_out", "swap_in", "engine_write", "engine_read"]);
+    for record in &records {
+        assert_eq!(record["backend"], "cpu", "{record}");
+        assert_eq!(record["bytes"], records[0]["bytes"], "{record}");
+        assert!(record["gbps"].as_f64().is_some_and(|g| g > 0.0), "{record}");
+        assert!(
+            record["seconds"].as_f64().is_some_and(|s| s > 0.0),
+            "{record}"
+        );
+    }
+    let bytes = records[0]["bytes"].as_u64().unwrap_or(0);
+    assert!(
+        bytes > 7 << 20 && bytes <= 8 << 20,
+        "{bytes} bytes for --size 8M"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("listable").count(),
+        0,
+        "the bench left files behind"
+    );
+    let table = tensorswap(&[
+        "bench",
+        "--size",
+        "4M",
+        "--tensors",
+        "5",
+        "--slab-size",
+        "1M",
+        "--loops",
+        "1",
+        "--folder",
+        folder,
+    ]);
+    let stdout = text(&table.stdout);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    for row in ["swap out", "swap in", "round trip", "verified"] {
+        assert!(stdout.contains(row), "{row:?} missing: {stdout}");
+    }
 }
 
 #[test]

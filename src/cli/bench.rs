@@ -13,6 +13,7 @@ use tensorswap::{AioConfig, Device, DeviceExt};
 
 use super::io_bench::{table_row, IoRun, IoTarget};
 use super::size;
+use super::swap_bench::{self, SwapArgs};
 
 /// Options of `tensorswap bench`.
 #[derive(Debug, Args)]
@@ -32,9 +33,18 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object per line per measurement instead of a table.
     #[arg(long)]
     json: bool,
-    /// Measure only one part: device transfers or file I/O.
-    #[arg(long, value_enum)]
+    /// Run the end-to-end swap workload (what a bare `bench` runs).
+    #[arg(long)]
+    swap: bool,
+    /// Run one part instead: the swap workload (default), device transfers
+    /// next to memcpy, or file I/O through the engine.
+    #[arg(long, value_enum, conflicts_with = "swap")]
     only: Option<Part>,
+    /// Run all three parts.
+    #[arg(long, conflicts_with_all = ["swap", "only"])]
+    all: bool,
+    #[command(flatten)]
+    swap_args: SwapArgs,
     #[command(flatten)]
     files: FileArgs,
 }
@@ -42,6 +52,8 @@ pub(crate) struct BenchArgs {
 /// `--only` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Part {
+    /// Tensors swapped out of device memory to a file and back, next to the engine alone.
+    Swap,
     /// Host <-> device transfers.
     Device,
     /// File writes and reads through the I/O engine.
@@ -93,25 +105,60 @@ struct Measurement {
 }
 
 pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    if args.only != Some(Part::Files) {
+    let part = args.only.unwrap_or(Part::Swap);
+    if args.all || part == Part::Swap {
+        let files = &args.files;
+        if files.loops == 0 {
+            bail!("--loops must be at least 1");
+        }
+        let device = open_device(&args.backend)?;
+        let config = aio_config(files)?;
+        swap_bench::run(
+            device,
+            &files.target,
+            &config,
+            &args.swap_args,
+            files.loops,
+            args.json,
+            out,
+        )?;
+    }
+    if args.all || part == Part::Device {
         run_device(args, out)?;
     }
-    if args.only != Some(Part::Device) {
+    if args.all || part == Part::Files {
         run_files(&args.files, args.json, out)?;
     }
     Ok(())
 }
 
-fn run_files(args: &FileArgs, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    if args.loops == 0 {
-        bail!("--loops must be at least 1");
-    }
+/// The device `--backend` names (`auto`: the best this machine runs).
+fn open_device(backend: &str) -> anyhow::Result<tensorswap::AnyDevice> {
+    Ok(if backend == "auto" {
+        let selection = tensorswap::open_best()?;
+        tracing::info!("{selection}");
+        selection.device
+    } else {
+        tensorswap::open(backend)?
+    })
+}
+
+/// The `"aio"` settings the file options ask for.
+fn aio_config(args: &FileArgs) -> anyhow::Result<AioConfig> {
     let config = AioConfig::default()
         .with_block_size(args.block_size)
         .with_queue_depth(args.queue_depth)
         .with_parallelism(args.io_parallel)
         .with_single_submit(args.single_submit);
     config.validate()?;
+    Ok(config)
+}
+
+fn run_files(args: &FileArgs, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    if args.loops == 0 {
+        bail!("--loops must be at least 1");
+    }
+    let config = aio_config(args)?;
     let (write, read) = match (args.write, args.read) {
         (false, false) => (true, true),
         selected => selected,
@@ -160,13 +207,7 @@ fn run_device(args: &BenchArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.reps == Some(0) {
         bail!("--reps must be at least 1");
     }
-    let dev = if args.backend == "auto" {
-        let selection = tensorswap::open_best()?;
-        tracing::info!("{selection}");
-        selection.device
-    } else {
-        tensorswap::open(&args.backend)?
-    };
+    let dev = open_device(&args.backend)?;
     let sizes: Vec<usize> = std::iter::successors(Some(args.min_size), |&s| s.checked_mul(4))
         .take_while(|&s| s <= args.max_size)
         .collect();

@@ -47,6 +47,15 @@ pub(crate) enum DirectArg {
     Off,
 }
 
+/// The direct-I/O policy a `--direct` value asks for.
+pub(crate) fn direct_policy(direct: DirectArg) -> DirectIo {
+    match direct {
+        DirectArg::Auto => DirectIo::Auto,
+        DirectArg::On => DirectIo::Required,
+        DirectArg::Off => DirectIo::Off,
+    }
+}
+
 fn parse_engine(text: &str) -> Result<EngineKind, String> {
     text.parse().map_err(|e: tensorswap::Error| e.to_string())
 }
@@ -95,11 +104,7 @@ impl IoRun {
         ensure!(target.size > 0, "--size must be at least 1 byte");
         let io_size = target.io_size.unwrap_or(target.size).min(target.size);
         ensure!(io_size > 0, "--io-size must be at least 1 byte");
-        let policy = match target.direct {
-            DirectArg::Auto => DirectIo::Auto,
-            DirectArg::On => DirectIo::Required,
-            DirectArg::Off => DirectIo::Off,
-        };
+        let policy = direct_policy(target.direct);
         let options = DirOptions::default()
             .direct_io(policy)
             .checksums(target.checksums);

@@ -5,6 +5,7 @@ mod cpu;
 pub(crate) mod info;
 mod io_bench;
 pub(crate) mod size;
+mod swap_bench;
 pub(crate) mod tune;
 
 /// True when `error` comes from writing to a pipe whose reader has gone.

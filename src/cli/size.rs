@@ -34,6 +34,24 @@ pub(crate) fn show(bytes: usize) -> String {
     format!("{bytes} B")
 }
 
+/// Formats a byte count to three significant figures (`2.13 MiB`, `1.00 GiB`).
+pub(crate) fn show_approx(bytes: usize) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift {
+            let value = bytes as f64 / (1u64 << shift) as f64;
+            let decimals = if value < 10.0 {
+                2
+            } else if value < 100.0 {
+                1
+            } else {
+                0
+            };
+            return format!("{value:.decimals$} {unit}");
+        }
+    }
+    format!("{bytes} B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +68,9 @@ mod tests {
         assert_eq!(show(4096), "4 KiB");
         assert_eq!(show(256 << 20), "256 MiB");
         assert_eq!(show(1000), "1000 B");
+        assert_eq!(show_approx(1 << 30), "1.00 GiB");
+        assert_eq!(show_approx(2_234_000), "2.13 MiB");
+        assert_eq!(show_approx(300 << 20), "300 MiB");
+        assert_eq!(show_approx(7), "7 B");
     }
 }
