@@ -6,20 +6,37 @@
 //! - [`Swapper`]: tensors in device memory swapped out to a store (or to
 //!   pinned host memory) and back, pipelined, with the states of
 //!   [`TensorState`].
+//! - [`ParamSwapper`]: DeepSpeed's `offload_param` over a `Swapper`
+//!   ([`OffloadParamConfig`]).
+//! - [`OptimizerSwapper`]: optimizer state of parameter sub-groups on NVMe,
+//!   stepped with reads and writes overlapping the update
+//!   ([`OffloadOptimizerConfig`]).
+//! - [`GradientSwapper`]: gradients appended to pinned slabs and written
+//!   behind, read back (and summed) at step time.
 
 mod extent;
+mod gradient;
 mod into;
 mod meta;
+mod offload;
+mod optimizer;
+mod param;
 mod plan;
 mod state;
 mod store;
 mod stream;
 mod table;
 mod tensor;
+#[cfg(test)]
+mod tests;
 mod ticket;
 mod worker;
 
+pub use gradient::GradientSwapper;
 pub use meta::{DType, TensorId, TensorMeta};
+pub use offload::{OffloadDevice, OffloadOptimizerConfig, OffloadParamConfig};
+pub use optimizer::{group_bytes, GroupState, OptimizerSwapper};
+pub use param::ParamSwapper;
 pub use state::{TensorState, TensorStatus};
 pub use store::{SwapStore, SwapStoreBuilder};
 pub use tensor::{Swapper, TensorHandle};

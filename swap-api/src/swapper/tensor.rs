@@ -453,6 +453,16 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
         })
     }
 
+    /// Tensors in device memory or on their way there (resident or swapping in).
+    pub fn in_memory(&self) -> usize {
+        self.shared
+            .lock()
+            .tensors
+            .values()
+            .filter(|e| matches!(e.slot, Slot::Resident { .. } | Slot::SwappingIn))
+            .count()
+    }
+
     /// Bytes of tensors whose home is pinned host memory.
     pub fn host_bytes(&self) -> usize {
         self.shared.lock().host_used
