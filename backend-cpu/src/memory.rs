@@ -109,6 +109,17 @@ impl CpuMemory {
         self.alloc.is_empty()
     }
 
+    /// The bytes, for computing on "device" memory in place (e.g. through a
+    /// swapper's [`TensorHandle`](swap_api::swapper::TensorHandle)).
+    ///
+    /// Sound from safe code: the safe transfer API writes device memory only
+    /// through an owned `DeviceBuffer`, which cannot exist while this borrow
+    /// does, and the raw `Device::submit_upload` forbids any other access
+    /// to its destination until the upload is waited.
+    pub fn as_slice(&self) -> &[u8] {
+        self.alloc.as_slice()
+    }
+
     /// True when the memory is page-locked.
     pub fn is_locked(&self) -> bool {
         self.lock.is_some()

@@ -136,8 +136,9 @@ pub trait Device: Send + Sync + 'static {
     /// - `dst` was allocated by this device ([`Device::owns`]) with at least
     ///   `dst_offset + len` bytes.
     /// - `src..src + len` is readable and is not written by anyone, and `dst`
-    ///   is neither dropped nor used by another transfer, until the returned
-    ///   operation has been waited.
+    ///   is neither dropped nor accessed by anyone else (another transfer, or
+    ///   a backend accessor such as a CPU view of the memory), until the
+    ///   returned operation has been waited.
     unsafe fn submit_upload(
         &self,
         src: *const u8,

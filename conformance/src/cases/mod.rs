@@ -64,5 +64,6 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         swapper::checksum_mismatch,
         swapper::pool_pressure,
         swapper::drop_in_flight,
+        swapper::param_buffers,
     ]
 }

@@ -9,11 +9,13 @@
 mod faults;
 mod lifecycle;
 mod model;
+mod param;
 mod roundtrip;
 
 pub use faults::{checksum_mismatch, device_faults, engine_faults};
 pub use lifecycle::{drop_in_flight, pool_pressure};
 pub use model::random_operations;
+pub use param::param_buffers;
 pub use roundtrip::{errors, host_tier, mixed_sizes};
 
 use swap_api::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
