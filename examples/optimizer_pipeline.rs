@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mut pipelined = swapper(true, true)?;
     let mut sequential = swapper(false, false)?;
-    let group_mib = elements * 12 >> 20;
+    let group_mib = (elements * 12) >> 20;
     println!(
         "{groups} groups x 3 x {elements} f32 ({group_mib} MiB per group) in {}; {steps} steps per mode, alternating",
         folder.display()

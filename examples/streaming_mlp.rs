@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
     swapper.swap_out(&ids)?.wait()?;
     println!(
         "{LAYERS} layers of {WIDTH}x{WIDTH} f32 ({} MiB) stored in {}",
-        LAYERS * WIDTH * WIDTH * 4 >> 20,
+        (LAYERS * WIDTH * WIDTH * 4) >> 20,
         swapper.store().path().display()
     );
 
