@@ -3,7 +3,7 @@
 //! outcome in the table as soon as that tensor is done.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use super::extent::Extent;
@@ -73,8 +73,6 @@ struct Run<'a, D: Device, E: IoEngine> {
     remaining: Vec<usize>,
     finished: Vec<bool>,
     ticket: Option<SwapTicket>,
-    /// Swap-in: device memory allocated ahead, in item order, on a helper thread.
-    ahead: Option<Receiver<(usize, crate::Result<DeviceBuffer<D>>)>>,
 }
 
 impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
@@ -88,7 +86,6 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
             remaining: vec![0; n],
             finished: vec![false; n],
             ticket: job.ticket,
-            ahead: None,
         }
     }
 
@@ -208,27 +205,7 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
                     .wait_for_readers(self.items.iter().map(|it| it.id));
                 stream::write(&store, &batches, self);
             }
-            Way::In => {
-                // Allocating device memory can cost as much as the copy into it
-                // (fresh pages are zeroed): a helper thread allocates up to two
-                // tensors ahead while reads and uploads run.
-                let device = &self.shared.device;
-                let wants: Vec<(usize, usize)> =
-                    spans.iter().map(|s| (s.item, s.logical)).collect();
-                std::thread::scope(|scope| {
-                    let (sender, receiver) = mpsc::sync_channel(2);
-                    scope.spawn(move || {
-                        for (i, len) in wants {
-                            if sender.send((i, device.alloc(len))).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                    self.ahead = Some(receiver);
-                    stream::read(&store, &batches, self);
-                    self.ahead = None;
-                });
-            }
+            Way::In => stream::read(&store, &batches, self),
         }
     }
 
@@ -237,20 +214,7 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
         if self.items[i].buf.is_some() {
             return true;
         }
-        let mut allocated = None;
-        while let Some(ahead) = &self.ahead {
-            match ahead.recv() {
-                Ok((j, result)) if j == i => {
-                    allocated = Some(result);
-                    break;
-                }
-                Ok((j, _)) if j < i => continue, // an item that was skipped
-                _ => self.ahead = None,
-            }
-        }
-        let allocated =
-            allocated.unwrap_or_else(|| self.shared.device.alloc(self.items[i].logical));
-        match allocated {
+        match self.shared.device.alloc(self.items[i].logical) {
             Ok(buf) => {
                 self.items[i].buf = Some(buf);
                 true
