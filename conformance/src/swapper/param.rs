@@ -1,7 +1,7 @@
 //! The parameter swapper's `buffer_count` / `buffer_size` limits.
 
-use swap_api::swapper::{ParamSwapper, TensorMeta, TensorState};
-use swap_api::{Device, DeviceExt, DirOptions, Error};
+use swap_api::swapper::{OffloadDevice, OffloadParamConfig, ParamSwapper, TensorMeta, TensorState};
+use swap_api::{AioConfig, Device, DeviceExt, DirOptions, Error};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -65,5 +65,47 @@ pub fn param_buffers<D: Device>(ctx: &Ctx<D>) -> Outcome {
         .count();
     check!(left == 0, "{left} entries left behind");
     ctx.checked(4);
+    config_errors(ctx)
+}
+
+/// Unusable `offload_param` sections are `Error::Config` naming the key.
+fn config_errors<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    let aio = AioConfig::default();
+    let cases = [
+        (
+            OffloadParamConfig {
+                nvme_path: None,
+                ..OffloadParamConfig::default()
+            },
+            "nvme_path",
+        ),
+        (
+            OffloadParamConfig {
+                device: OffloadDevice::None,
+                ..OffloadParamConfig::default()
+            },
+            "\"none\"",
+        ),
+        (
+            OffloadParamConfig {
+                device: OffloadDevice::Cpu,
+                buffer_count: 0,
+                ..OffloadParamConfig::default()
+            },
+            "buffer_count",
+        ),
+    ];
+    for (config, key) in cases {
+        match ParamSwapper::new(ctx.device()?, &config, &aio) {
+            Err(Error::Config { reason }) if reason.contains(key) => {}
+            Err(other) => {
+                return Err(CaseError(format!(
+                    "{config:?}: expected a Config error naming {key}, got {other}"
+                )))
+            }
+            Ok(_) => return Err(CaseError(format!("{config:?} was accepted"))),
+        }
+    }
+    ctx.checked(3);
     Ok(())
 }

@@ -206,3 +206,14 @@ fn gradient_write_failure_is_retried() {
     assert_eq!(grads.sum_into(1, &mut acc).unwrap(), 1);
     assert!(acc.iter().all(|&x| x == 3.0));
 }
+
+/// An `nvme` section without `nvme_path` is a Config error naming the key.
+#[test]
+fn optimizer_config_needs_a_path_for_nvme() {
+    let config = OffloadOptimizerConfig::default();
+    let err = OptimizerSwapper::with_config(&config, &AioConfig::default(), (10, 3)).err();
+    assert!(
+        matches!(&err, Some(Error::Config { reason }) if reason.contains("offload_optimizer.nvme_path")),
+        "{err:?}"
+    );
+}
