@@ -61,7 +61,7 @@ impl Budget {
             .map_err(|used| Error::OutOfMemory {
                 backend: BACKEND,
                 requested: len,
-                available: self.capacity.saturating_sub(used),
+                available: Some(self.capacity.saturating_sub(used)),
             })
     }
 
@@ -117,7 +117,7 @@ impl CpuMemory {
                 return Err(Error::OutOfMemory {
                     backend: BACKEND,
                     requested: len,
-                    available: budget.capacity().saturating_sub(budget.used()),
+                    available: Some(budget.capacity().saturating_sub(budget.used())),
                 });
             }
         };
@@ -203,7 +203,7 @@ mod tests {
         match CpuMemory::allocate(&budget, 5_000, false) {
             Err(Error::OutOfMemory {
                 requested: 5_000,
-                available: 4_000,
+                available: Some(4_000),
                 ..
             }) => {}
             other => panic!("expected OutOfMemory, got {other:?}"),

@@ -1,23 +1,59 @@
 //! tensorswap's wgpu backend: any GPU wgpu drives (Vulkan, Metal, DX12, GL).
 //!
-//! **Not implemented yet** (issue 5). [`WgpuDevice::open`] returns
-//! [`swap_api::Error::Unsupported`], the conformance suite reports the
-//! backend as skipped with that reason, and the README's feature table says
-//! "not yet".
+//! Device memory is one `wgpu::Buffer` per allocation
+//! ([`WgpuMemory::buffer`] binds it in your shaders). Transfers run on a
+//! transfer thread through reused mappable staging buffers: an upload is
+//! copied into a mapped `MAP_WRITE` buffer and then `copy_buffer_to_buffer`
+//! into device memory; a download is copied into a `MAP_READ` buffer, mapped
+//! and copied out. Large transfers are cut into staging-sized pieces that
+//! are pipelined, and completion is driven by `wgpu::Device::poll` on the
+//! transfer thread, so a caller waiting on a ticket sleeps.
+//!
+//! What the backend promises:
+//! - Sizes and offsets need no alignment: the 4-byte copy alignment is met
+//!   internally, and an upload never changes a byte outside its range.
+//! - An allocation above the adapter's `max_buffer_size` is
+//!   [`swap_api::Error::TooLarge`] naming that limit; it is not split, so
+//!   every allocation stays one bindable buffer.
+//! - Host memory is not page-locked (wgpu has no way to); capabilities say so.
+//! - wgpu errors are captured and returned as typed errors, never raised to
+//!   the device's uncaptured-error handler (which panics by default).
+//!
+//! On a machine without a GPU, Mesa's lavapipe
+//! (`apt-get install mesa-vulkan-drivers libvulkan1`) is a software Vulkan
+//! adapter that runs everything here.
+//!
+//! ```no_run
+//! use backend_wgpu::WgpuDevice;
+//! use swap_api::DeviceExt;
+//!
+//! let dev = WgpuDevice::open()?;
+//! let mut host = dev.alloc_host(4099)?;
+//! host.fill(42);
+//! let done = dev.upload(host, dev.alloc(4099)?, 0)?.wait()?;
+//! let back = dev.download(done.device, 0, vec![0u8; 4099])?.wait()?;
+//! assert!(back.host.iter().all(|&b| b == 42));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
-use swap_api::{PlannedBackend, Unimplemented};
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod adapter;
+mod builder;
+mod device;
+mod memory;
+mod scope;
+mod staging;
+mod ticket;
+mod window;
+mod worker;
+
+pub use adapter::{adapters, AdapterSummary};
+pub use builder::WgpuDeviceBuilder;
+pub use device::WgpuDevice;
+pub use memory::WgpuMemory;
+pub use ticket::WgpuPending;
+pub use wgpu;
 
 /// The backend's name in errors, reports and `TENSORSWAP_REQUIRE`.
 pub const BACKEND: &str = "wgpu";
-
-/// Marks the wgpu backend as planned.
-#[derive(Debug)]
-pub struct Wgpu;
-
-impl PlannedBackend for Wgpu {
-    const NAME: &'static str = BACKEND;
-    const TRACKING: &'static str = "issue 5, see the README's feature table";
-}
-
-/// The wgpu device; cannot be opened until the backend is implemented.
-pub type WgpuDevice = Unimplemented<Wgpu>;

@@ -94,7 +94,8 @@ pub trait PendingOp: Send + 'static {
 /// - [`Device::Memory`] frees its device memory when dropped, and may outlive
 ///   the `Device` handle that allocated it.
 /// - Allocation beyond what the device has left is
-///   [`crate::Error::OutOfMemory`] and leaves the device usable.
+///   [`crate::Error::OutOfMemory`], one above [`Capabilities::max_allocation`]
+///   may instead be [`crate::Error::TooLarge`]; either leaves the device usable.
 /// - Each transfer returns its own [`PendingOp`]; there is no device-wide wait.
 /// - A failed transfer reports a typed error from `wait` and leaves its
 ///   *source* bytes unchanged.

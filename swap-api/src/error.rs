@@ -51,15 +51,37 @@ impl fmt::Display for IoOp {
 pub enum Error {
     /// A device allocation asked for more memory than the device has left.
     #[error(
-        "{backend}: out of device memory: requested {requested} bytes, {available} bytes available"
+        "{backend}: out of device memory: requested {requested} bytes, {}",
+        match .available {
+            Some(bytes) => format!("{bytes} bytes available"),
+            None => "the driver does not say how much is free".to_owned(),
+        }
     )]
     OutOfMemory {
         /// Backend that refused the allocation.
         backend: &'static str,
         /// Bytes asked for.
         requested: usize,
-        /// Bytes the device could still give at the time of the request.
-        available: usize,
+        /// Bytes the device could still give at the time of the request,
+        /// where the backend can tell (wgpu cannot).
+        available: Option<usize>,
+    },
+
+    /// One allocation is larger than the device allows for a single buffer,
+    /// however much memory is free.
+    #[error(
+        "{backend}: an allocation of {requested} bytes exceeds the device's {limit} of {max} bytes; \
+         split the tensor into pieces of at most {max} bytes"
+    )]
+    TooLarge {
+        /// Backend that refused the allocation.
+        backend: &'static str,
+        /// Bytes asked for.
+        requested: usize,
+        /// The largest allocation the device allows.
+        max: usize,
+        /// The driver limit that sets `max` (e.g. wgpu's `max_buffer_size`).
+        limit: &'static str,
     },
 
     /// Host memory could not be allocated.

@@ -92,7 +92,8 @@ pub fn foreign_memory<D: Device>(ctx: &Ctx<D>) -> Outcome {
     }
 }
 
-/// Allocation beyond the device's capacity is `OutOfMemory` with the sizes,
+/// Allocation beyond the device's capacity is `OutOfMemory` with the sizes
+/// (or `TooLarge` naming the limit, above the largest single allocation),
 /// and the device keeps working; on small devices, filling it up and freeing
 /// one allocation makes room again.
 pub fn beyond_capacity<D: Device>(ctx: &Ctx<D>) -> Outcome {
@@ -112,9 +113,18 @@ pub fn beyond_capacity<D: Device>(ctx: &Ctx<D>) -> Outcome {
                     "OutOfMemory names {requested} bytes, {request} were asked for"
                 )
             }
+            Err(Error::TooLarge { requested, max, .. }) if request > caps.max_allocation => {
+                check!(
+                    requested == request && max == caps.max_allocation,
+                    "TooLarge names {requested} bytes and a limit of {max}; \
+                     {request} were asked for, the limit is {}",
+                    caps.max_allocation
+                )
+            }
             Err(other) => {
                 return Err(CaseError(format!(
-                    "allocating {request} bytes: expected OutOfMemory, got {other}"
+                    "allocating {request} bytes: expected OutOfMemory (or TooLarge above \
+                     the largest allocation), got {other}"
                 )))
             }
         }
@@ -128,8 +138,8 @@ pub fn beyond_capacity<D: Device>(ctx: &Ctx<D>) -> Outcome {
         match dev.alloc(quarter + 1) {
             Err(Error::OutOfMemory { available, .. }) => {
                 check!(
-                    available < quarter + 1,
-                    "OutOfMemory says {available} bytes are available"
+                    available.is_none_or(|bytes| bytes < quarter + 1),
+                    "OutOfMemory says {available:?} bytes are available"
                 )
             }
             other => {
