@@ -63,6 +63,11 @@ impl fmt::Display for Selection {
 /// Opens the most preferred backend that works here (cuda, then wgpu, then
 /// cpu, among those compiled in) and says why the others were not chosen.
 ///
+/// A software wgpu adapter (Mesa's lavapipe) is chosen only when nothing
+/// after it opens: its "device memory" is host memory behind two copies, so
+/// the cpu backend does the same job faster. Ask for it with
+/// [`open`]`("wgpu")`.
+///
 /// ```
 /// let selection = tensorswap::open_best()?;
 /// println!("{selection}");
@@ -70,17 +75,32 @@ impl fmt::Display for Selection {
 /// ```
 pub fn open_best() -> Result<Selection> {
     let mut passed_over = Vec::new();
+    let mut fallback = None;
     for &backend in COMPILED_BACKENDS {
         match open(backend) {
-            Ok(device) => {
-                tracing::info!(backend, passed_over = passed_over.len(), "device selected");
-                return Ok(Selection {
-                    device,
-                    passed_over,
-                });
-            }
+            Ok(device) => match software_adapter(&device) {
+                Some(reason) if fallback.is_none() => {
+                    fallback = Some(device);
+                    passed_over.push((backend, reason));
+                }
+                _ => {
+                    tracing::info!(backend, passed_over = passed_over.len(), "device selected");
+                    return Ok(Selection {
+                        device,
+                        passed_over,
+                    });
+                }
+            },
             Err(error) => passed_over.push((backend, error)),
         }
+    }
+    if let Some(device) = fallback {
+        let backend = swap_api::Device::info(&device).backend;
+        passed_over.retain(|(b, _)| *b != backend);
+        return Ok(Selection {
+            device,
+            passed_over,
+        });
     }
     let reasons: Vec<String> = passed_over
         .iter()
@@ -93,4 +113,25 @@ pub fn open_best() -> Result<Selection> {
             reasons.join("; ")
         ),
     })
+}
+
+/// Why `device` is a software stand-in rather than a GPU, if it is one.
+fn software_adapter(device: &AnyDevice) -> Option<Error> {
+    #[cfg(feature = "wgpu")]
+    #[allow(irrefutable_let_patterns)] // when wgpu is the only backend compiled in
+    if let AnyDevice::Wgpu(dev) = device {
+        let adapter = dev.adapter_info();
+        if adapter.device_type == backend_wgpu::wgpu::DeviceType::Cpu {
+            return Some(Error::Unavailable {
+                backend: backend_wgpu::BACKEND,
+                reason: format!(
+                    "{} is a software adapter (its device memory is host memory); \
+                     choose it by name (`--backend wgpu`) to use it anyway",
+                    adapter.name
+                ),
+            });
+        }
+    }
+    let _ = device;
+    None
 }

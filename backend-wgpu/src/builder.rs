@@ -8,10 +8,12 @@ use crate::adapter::{self, Wanted};
 use crate::worker::Staging;
 use crate::{WgpuDevice, BACKEND};
 
-/// Default bytes per staging buffer.
-const STAGING_SIZE: usize = 8 << 20;
-/// Default staging buffers per direction.
-const STAGING_BUFFERS: usize = 3;
+/// Default bytes per staging buffer. Measured on lavapipe at 256 MiB
+/// transfers: 2-4 MiB x 2 moved 10.6-11.1 GB/s, 8 MiB x 3 9.3-9.5 GB/s,
+/// 32 MiB x 3 7.5 GB/s; a small ring stays in the CPU's caches.
+const STAGING_SIZE: usize = 4 << 20;
+/// Default staging buffers per direction: two overlap staging with copying.
+const STAGING_BUFFERS: usize = 2;
 /// Staging buffers are whole pages.
 const STAGING_GRANULE: usize = 4096;
 
@@ -69,7 +71,7 @@ impl WgpuDeviceBuilder {
         self
     }
 
-    /// Bytes per staging buffer (default 8 MiB, rounded up to whole 4 KiB
+    /// Bytes per staging buffer (default 4 MiB, rounded up to whole 4 KiB
     /// pages). A transfer moves through staging buffers one piece of this
     /// size at a time.
     pub fn staging_buffer_size(mut self, bytes: usize) -> Self {
@@ -77,7 +79,7 @@ impl WgpuDeviceBuilder {
         self
     }
 
-    /// Staging buffers per direction (default 3): how many pieces of
+    /// Staging buffers per direction (default 2): how many pieces of
     /// uploads, and of downloads, may be in flight at once.
     pub fn staging_buffers(mut self, count: usize) -> Self {
         self.staging_buffers = count;

@@ -60,6 +60,11 @@ impl WgpuDevice {
         let adapter = device.adapter_info();
         let largest = device.limits().max_buffer_size.min(isize::MAX as u64);
         let max_allocation = (largest / ALIGN * ALIGN) as usize;
+        // A staging buffer is a buffer too.
+        let staging = Staging {
+            chunk: staging.chunk.min(max_allocation as u64).max(ALIGN),
+            ..staging
+        };
         let transfers = Transfers::start(device.clone(), queue.clone(), staging)?;
         tracing::debug!(adapter = %adapter.name, backend = ?adapter.backend, max_allocation, ?staging, "wgpu device opened");
         Ok(Self {

@@ -496,3 +496,54 @@ fn deliver(slot: &Slot, delivery: Delivery) -> Result<(), String> {
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), delivery.host.0, bytes.len()) };
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use swap_api::PendingOp;
+
+    use super::*;
+    use crate::ticket::WgpuPending;
+
+    fn transfer(ticket: &Arc<Ticket>) -> Transfer {
+        Transfer {
+            direction: Direction::Upload,
+            offset: 4,
+            len: 8,
+            ticket: Arc::clone(ticket),
+        }
+    }
+
+    #[test]
+    fn a_transfer_dropped_unfinished_fails_its_ticket_instead_of_hanging() {
+        let ticket = Ticket::new();
+        let unfinished = transfer(&ticket);
+        ticket.opened();
+        unfinished.close(None);
+        drop(unfinished);
+        let err = WgpuPending(ticket).wait().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Transfer {
+                    offset: 4,
+                    len: 8,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("stopped"), "{err}");
+    }
+
+    #[test]
+    fn a_finished_transfer_keeps_its_outcome_when_dropped() {
+        let ticket = Ticket::new();
+        let done = transfer(&ticket);
+        ticket.opened();
+        done.close(Some("first".into()));
+        done.close(Some("second".into()));
+        drop(done);
+        let err = WgpuPending(ticket).wait().unwrap_err();
+        assert!(err.to_string().contains("first"), "{err}");
+    }
+}

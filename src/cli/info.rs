@@ -55,6 +55,21 @@ pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
         writeln!(out, "    max allocation:     {} bytes", caps.max_allocation)?;
         writeln!(out, "    host alignment:     {} bytes", caps.host_alignment)?;
     }
+    #[cfg(feature = "wgpu")]
+    {
+        let adapters = tensorswap::wgpu::adapters(None);
+        writeln!(out, "wgpu adapters: {}", adapters.len())?;
+        for adapter in &adapters {
+            writeln!(out, "  {adapter}")?;
+        }
+        if adapters.is_empty() {
+            writeln!(
+                out,
+                "  (none: without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` \
+                 provides lavapipe)"
+            )?;
+        }
+    }
     let limit = MemlockLimit::current();
     let lockable = limit
         .lockable()
