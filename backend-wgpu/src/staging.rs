@@ -70,16 +70,20 @@ impl Slot {
     }
 
     /// Asks for the first `size` bytes to be mapped once the GPU is done
-    /// with the buffer; the callback may run on any thread that polls.
-    pub(crate) fn request_map(&self, mode: wgpu::MapMode, size: u64) {
+    /// with the buffer; the callback may run on any thread that polls. A
+    /// request wgpu refuses (e.g. on a destroyed device) reads as failed.
+    pub(crate) fn request_map(&self, device: &wgpu::Device, mode: wgpu::MapMode, size: u64) {
         self.state.store(PENDING, Ordering::Release);
         let state = Arc::clone(&self.state);
-        self.buffer.map_async(mode, 0..size, move |result| {
-            state.store(
-                if result.is_ok() { MAPPED } else { FAILED },
-                Ordering::Release,
-            );
+        let ((), error) = captured(device, || {
+            self.buffer.map_async(mode, 0..size, move |result| {
+                let now = if result.is_ok() { MAPPED } else { FAILED };
+                state.store(now, Ordering::Release);
+            })
         });
+        if error.is_some() {
+            self.state.store(FAILED, Ordering::Release);
+        }
     }
 
     pub(crate) fn map_state(&self) -> MapState {

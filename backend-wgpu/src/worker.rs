@@ -245,31 +245,34 @@ impl Worker {
                     return;
                 }
             };
-            transfer.ticket.opened();
             let size = piece.size();
             let flight = match lane {
                 Lane::Up => {
-                    let (staged, stage_error) = captured(&self.device, || {
+                    let (staged, error) = captured(&self.device, || {
                         stage(&slot, &piece, &window, edges, job.host)
                     });
+                    if let Some(reason) = staged.err().or(error.map(|e| e.to_string())) {
+                        // Copying stale staging bytes would corrupt the tensor.
+                        self.up.discard(slot);
+                        transfer.close(Some(reason));
+                        return;
+                    }
                     let (submission, error) =
                         self.copy(&slot.buffer, 0, &job.buffer, piece.device.start, size);
-                    slot.request_map(wgpu::MapMode::Write, slot.buffer.size());
+                    slot.request_map(&self.device, wgpu::MapMode::Write, slot.buffer.size());
                     Flight {
                         submission,
                         slot,
                         lane,
                         deliver: None,
-                        failed: staged
-                            .err()
-                            .or(stage_error.or(error).map(|e| e.to_string())),
+                        failed: error.map(|e| e.to_string()),
                         transfer: Arc::clone(transfer),
                     }
                 }
                 Lane::Down => {
                     let (submission, error) =
                         self.copy(&job.buffer, piece.device.start, &slot.buffer, 0, size);
-                    slot.request_map(wgpu::MapMode::Read, size);
+                    slot.request_map(&self.device, wgpu::MapMode::Read, size);
                     // SAFETY: `piece.host` lies within the `len` bytes the
                     // caller of submit_download keeps writable until waited.
                     let host = HostPtr(unsafe { job.host.0.add(piece.host.start) });
@@ -287,6 +290,7 @@ impl Worker {
                     }
                 }
             };
+            transfer.ticket.opened();
             self.flight.push_back(flight);
         }
         transfer.close(None);
@@ -363,12 +367,21 @@ impl Worker {
             return;
         };
         let mut failed = flight.failed;
-        if let Err(reason) = self.wait_for(&flight.submission) {
-            failed.get_or_insert(reason);
+        // On a broken device nothing more is waited for: the GPU may still
+        // use the staging buffer, so it is discarded, but never host memory.
+        if self.broken.is_none() {
+            // A failed wait marks the device broken.
+            let _ = self.wait_for(&flight.submission);
         }
-        let state = self.settle(&flight.slot);
-        if state != MapState::Mapped {
-            let reason = format!("mapping a staging buffer: {state:?} (device lost?)");
+        let state = match &self.broken {
+            Some(reason) => {
+                failed.get_or_insert_with(|| format!("the device is unusable: {reason}"));
+                MapState::Pending
+            }
+            None => self.settle(&flight.slot),
+        };
+        if state == MapState::Failed {
+            let reason = "mapping a staging buffer failed (device lost?)".to_string();
             self.broken.get_or_insert_with(|| reason.clone());
             failed.get_or_insert(reason);
         }
@@ -380,7 +393,9 @@ impl Worker {
             (MapState::Mapped, None) => ring.put_back(flight.slot),
             (MapState::Mapped, Some(delivery)) => {
                 if failed.is_none() {
-                    failed = deliver(&flight.slot, delivery).err();
+                    let (delivered, error) =
+                        captured(&self.device, || deliver(&flight.slot, delivery));
+                    failed = delivered.err().or(error.map(|e| e.to_string()));
                 }
                 let ((), error) = captured(&self.device, || flight.slot.buffer.unmap());
                 match error {
@@ -417,7 +432,7 @@ impl Worker {
             }
             self.queue.submit([encoder.finish()])
         });
-        slot.request_map(wgpu::MapMode::Read, 8);
+        slot.request_map(&self.device, wgpu::MapMode::Read, 8);
         self.wait_for(&submission)?;
         if self.settle(&slot) != MapState::Mapped {
             return Err("mapping the edge buffer failed (device lost?)".into());

@@ -128,6 +128,25 @@ fn a_destroyed_device_fails_transfers_with_a_typed_error() {
     let dev = WgpuDevice::from_wgpu(device.clone(), queue).unwrap();
     let mem = dev.alloc(1 << 16).unwrap();
     device.destroy();
+    // Unaligned: the bytes around the range cannot be read any more.
+    let refused = dev
+        .upload(vec![2u8; 100], mem, 1)
+        .unwrap()
+        .wait()
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused.error,
+            Error::Transfer {
+                offset: 1,
+                len: 100,
+                ..
+            }
+        ),
+        "{}",
+        refused.error
+    );
+    let mem = refused.device;
     let refused = dev
         .upload(vec![1u8; 1 << 16], mem, 0)
         .unwrap()
