@@ -74,45 +74,63 @@ impl fmt::Display for Selection {
 /// # Ok::<(), tensorswap::Error>(())
 /// ```
 pub fn open_best() -> Result<Selection> {
+    let candidates = COMPILED_BACKENDS.iter().map(|&b| (b, open(b)));
+    match choose(candidates, software_adapter) {
+        Ok((device, passed_over)) => {
+            let backend = swap_api::Device::info(&device).backend;
+            tracing::info!(backend, passed_over = passed_over.len(), "device selected");
+            Ok(Selection {
+                device,
+                passed_over,
+            })
+        }
+        Err(passed_over) => {
+            let reasons: Vec<String> = passed_over
+                .iter()
+                .map(|(b, e)| format!("{b}: {e}"))
+                .collect();
+            Err(Error::Unavailable {
+                backend: "tensorswap",
+                reason: format!(
+                    "no compiled-in backend can run here ({})",
+                    reasons.join("; ")
+                ),
+            })
+        }
+    }
+}
+
+/// Backends with the error each gave, in preference order.
+type PassedOver = Vec<(&'static str, Error)>;
+
+/// The first candidate that opened and is not a software stand-in (says
+/// `software`), else the first stand-in; with the others and why they were
+/// passed over, or every reason when none opened.
+fn choose<D>(
+    candidates: impl IntoIterator<Item = (&'static str, Result<D>)>,
+    software: impl Fn(&D) -> Option<Error>,
+) -> std::result::Result<(D, PassedOver), PassedOver> {
     let mut passed_over = Vec::new();
     let mut fallback = None;
-    for &backend in COMPILED_BACKENDS {
-        match open(backend) {
-            Ok(device) => match software_adapter(&device) {
+    for (backend, opened) in candidates {
+        match opened {
+            Ok(device) => match software(&device) {
                 Some(reason) if fallback.is_none() => {
-                    fallback = Some(device);
+                    fallback = Some((backend, device));
                     passed_over.push((backend, reason));
                 }
-                _ => {
-                    tracing::info!(backend, passed_over = passed_over.len(), "device selected");
-                    return Ok(Selection {
-                        device,
-                        passed_over,
-                    });
-                }
+                _ => return Ok((device, passed_over)),
             },
             Err(error) => passed_over.push((backend, error)),
         }
     }
-    if let Some(device) = fallback {
-        let backend = swap_api::Device::info(&device).backend;
-        passed_over.retain(|(b, _)| *b != backend);
-        return Ok(Selection {
-            device,
-            passed_over,
-        });
+    match fallback {
+        Some((backend, device)) => {
+            passed_over.retain(|(b, _)| *b != backend);
+            Ok((device, passed_over))
+        }
+        None => Err(passed_over),
     }
-    let reasons: Vec<String> = passed_over
-        .iter()
-        .map(|(b, e)| format!("{b}: {e}"))
-        .collect();
-    Err(Error::Unavailable {
-        backend: "tensorswap",
-        reason: format!(
-            "no compiled-in backend can run here ({})",
-            reasons.join("; ")
-        ),
-    })
 }
 
 /// Why `device` is a software stand-in rather than a GPU, if it is one.
@@ -134,4 +152,43 @@ fn software_adapter(device: &AnyDevice) -> Option<Error> {
     }
     let _ = device;
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gone(backend: &'static str) -> Error {
+        Error::Unavailable {
+            backend,
+            reason: "not here".into(),
+        }
+    }
+
+    /// Devices are names; "lavapipe" is the software stand-in.
+    fn choose_among(
+        candidates: Vec<(&'static str, Result<&'static str>)>,
+    ) -> std::result::Result<(&'static str, Vec<&'static str>), Vec<&'static str>> {
+        let software = |d: &&str| (*d == "lavapipe").then(|| gone("wgpu"));
+        let names = |p: PassedOver| p.into_iter().map(|(b, _)| b).collect();
+        choose(candidates, software)
+            .map(|(d, passed)| (d, names(passed)))
+            .map_err(names)
+    }
+
+    #[test]
+    fn a_software_adapter_is_chosen_only_when_nothing_after_it_opens() {
+        let gpu = vec![
+            ("cuda", Err(gone("cuda"))),
+            ("wgpu", Ok("nvidia")),
+            ("cpu", Ok("ram")),
+        ];
+        assert_eq!(choose_among(gpu), Ok(("nvidia", vec!["cuda"])));
+        let soft = vec![("wgpu", Ok("lavapipe")), ("cpu", Ok("ram"))];
+        assert_eq!(choose_among(soft), Ok(("ram", vec!["wgpu"])));
+        let only_soft = vec![("wgpu", Ok("lavapipe")), ("cpu", Err(gone("cpu")))];
+        assert_eq!(choose_among(only_soft), Ok(("lavapipe", vec!["cpu"])));
+        let none = vec![("wgpu", Err(gone("wgpu"))), ("cpu", Err(gone("cpu")))];
+        assert_eq!(choose_among(none), Err(vec!["wgpu", "cpu"]));
+    }
 }

@@ -16,6 +16,11 @@
 //!   [`swap_api::Error::TooLarge`] naming that limit; it is not split, so
 //!   every allocation stays one bindable buffer.
 //! - Host memory is not page-locked (wgpu has no way to); capabilities say so.
+//! - Device memory is never mapped directly, even where the adapter offers
+//!   `MAPPABLE_PRIMARY_BUFFERS`: a mappable buffer lives in host-visible
+//!   memory (on a discrete GPU, shaders would read it over PCIe), and while
+//!   mapped no GPU work may use it. Staging keeps device memory where the
+//!   driver wants it, and on lavapipe already runs at memcpy speed.
 //! - wgpu errors are captured and returned as typed errors, never raised to
 //!   the device's uncaptured-error handler (which panics by default).
 //!
