@@ -28,13 +28,18 @@ enum Command {
     Tune(cli::tune::TuneArgs),
 }
 
+/// Warnings, except wgpu's GL probe, which logs an error on every machine
+/// without a GL driver (the Vulkan adapter is unaffected); `RUST_LOG`
+/// overrides.
+const DEFAULT_LOG: &str = "warn,wgpu_hal::gles=off";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
     let args = Args::parse();

@@ -55,6 +55,16 @@ pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
         writeln!(out, "    max allocation:     {} bytes", caps.max_allocation)?;
         writeln!(out, "    host alignment:     {} bytes", caps.host_alignment)?;
     }
+    #[cfg(feature = "cuda")]
+    match tensorswap::cuda::devices() {
+        Ok(devices) => {
+            writeln!(out, "cuda devices: {}", devices.len())?;
+            for device in &devices {
+                writeln!(out, "  {device}")?;
+            }
+        }
+        Err(error) => writeln!(out, "cuda devices: none: {error}")?,
+    }
     #[cfg(feature = "wgpu")]
     {
         let adapters = tensorswap::wgpu::adapters(None);

@@ -45,7 +45,6 @@ pub mod swapper;
 pub mod sys;
 mod tensor;
 mod transfer;
-mod unimplemented;
 
 pub use buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
 pub use config::AioConfig;
@@ -65,4 +64,3 @@ pub use storage::{
 };
 pub use tensor::{padded_len, HostTensor};
 pub use transfer::{wait_all, Done, Failed, Transfer, TransferResult};
-pub use unimplemented::{PlannedBackend, Unimplemented};

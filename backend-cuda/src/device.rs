@@ -1,0 +1,223 @@
+//! [`CudaDevice`] and its [`Device`] implementation.
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use cudarc::driver::{sys, CudaContext, CudaStream};
+use swap_api::sys::page_size;
+use swap_api::{Capabilities, Device, DeviceInfo, Direction, Error, Result};
+
+use crate::driver::{self, failed};
+use crate::memory::{CudaMemory, Owner};
+use crate::pending::CudaPending;
+use crate::registration::HostRegistration;
+use crate::BACKEND;
+
+/// One CUDA GPU; see the [crate docs](crate).
+///
+/// Cheap to clone: clones share the context and the two transfer streams.
+#[derive(Debug, Clone)]
+pub struct CudaDevice {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    ctx: Arc<CudaContext>,
+    /// Uploads, and allocation and freeing.
+    up: Arc<CudaStream>,
+    /// Downloads: a stream of its own, so the two directions overlap.
+    down: Arc<CudaStream>,
+    name: String,
+    memory: usize,
+    owner: Arc<Owner>,
+}
+
+impl CudaDevice {
+    /// Opens GPU `ordinal` (its primary context, shared with other users of
+    /// the runtime API on this process).
+    ///
+    /// `Unavailable` when the driver library is missing, there is no GPU, or
+    /// the ordinal is out of range; never a panic.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        let count = driver::device_count()?;
+        if ordinal >= count {
+            return Err(Error::Unavailable {
+                backend: BACKEND,
+                reason: format!("no CUDA device {ordinal}: this machine has {count}"),
+            });
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error::Unavailable {
+            backend: BACKEND,
+            reason: format!("opening device {ordinal}: {}", driver::describe(&e)),
+        })?;
+        Self::from_context(ctx)
+    }
+
+    /// Opens the first GPU; see [`CudaDevice::new`].
+    pub fn open() -> Result<Self> {
+        Self::new(0)
+    }
+
+    /// Works in a context the application already has (candle and other
+    /// libraries hold one), on two new streams of its own.
+    pub fn from_context(ctx: Arc<CudaContext>) -> Result<Self> {
+        let up = ctx
+            .new_stream()
+            .map_err(|e| failed("create a stream", &e))?;
+        let down = ctx
+            .new_stream()
+            .map_err(|e| failed("create a stream", &e))?;
+        let name = ctx.name().map_err(|e| failed("query device", &e))?;
+        let memory = ctx.total_mem().map_err(|e| failed("query device", &e))?;
+        tracing::debug!(ordinal = ctx.ordinal(), %name, memory, async_alloc = ctx.has_async_alloc(), "cuda device opened");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                ctx,
+                up,
+                down,
+                name,
+                memory,
+                owner: Arc::default(),
+            }),
+        })
+    }
+
+    /// The context, to run your own kernels next to the transfers.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.shared.ctx
+    }
+
+    /// Records an event on `stream` that waits sleep on.
+    fn ticket(
+        &self,
+        stream: &CudaStream,
+        direction: Direction,
+        offset: usize,
+        len: usize,
+    ) -> Result<CudaPending> {
+        let event = stream
+            .record_event(Some(sys::CUevent_flags::CU_EVENT_BLOCKING_SYNC))
+            .map_err(|e| failed("record an event", &e))?;
+        Ok(CudaPending::new(Some(event), direction, offset, len))
+    }
+
+    fn transfer_error(
+        direction: Direction,
+        offset: usize,
+        len: usize,
+        error: &cudarc::driver::DriverError,
+    ) -> Error {
+        Error::Transfer {
+            backend: BACKEND,
+            direction,
+            offset,
+            len,
+            reason: driver::describe(error),
+        }
+    }
+}
+
+impl Device for CudaDevice {
+    type Memory = CudaMemory;
+    type Pending = CudaPending;
+    type Registration = HostRegistration;
+
+    fn info(&self) -> DeviceInfo {
+        let name = format!("{} (cuda:{})", self.shared.name, self.shared.ctx.ordinal());
+        DeviceInfo::new(BACKEND, name, Some(self.shared.memory))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            pinned_host: true,
+            async_transfers: true,
+            // Uploads and downloads run on separate streams.
+            ordered_transfers: false,
+            direct_storage: false,
+            max_allocation: self.shared.memory,
+            host_alignment: page_size(),
+        }
+    }
+
+    fn allocate_memory(&self, len: usize) -> Result<CudaMemory> {
+        let shared = &self.shared;
+        if len > shared.memory {
+            return Err(Error::OutOfMemory {
+                backend: BACKEND,
+                requested: len,
+                available: shared.ctx.mem_get_info().ok().map(|(free, _)| free),
+            });
+        }
+        let pooled = shared.ctx.has_async_alloc();
+        CudaMemory::allocate(&shared.owner, &shared.up, &shared.down, pooled, len)
+    }
+
+    fn owns(&self, memory: &CudaMemory) -> bool {
+        memory.belongs_to(&self.shared.owner)
+    }
+
+    unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<HostRegistration> {
+        // SAFETY: forwarded from the caller.
+        unsafe { HostRegistration::new(&self.shared.ctx, ptr, len) }
+    }
+
+    unsafe fn submit_upload(
+        &self,
+        src: *const u8,
+        len: usize,
+        dst: &CudaMemory,
+        dst_offset: usize,
+    ) -> Result<CudaPending> {
+        if len == 0 {
+            return Ok(CudaPending::new(None, Direction::Upload, dst_offset, 0));
+        }
+        let up = &self.shared.up;
+        self.shared
+            .ctx
+            .bind_to_thread()
+            .map_err(|e| failed("bind context", &e))?;
+        // SAFETY: the caller guarantees `dst` holds `dst_offset + len` bytes
+        // and keeps both ranges alive and unaliased until the ticket is waited.
+        let copied = unsafe {
+            sys::cuMemcpyHtoDAsync_v2(
+                dst.device_ptr() + dst_offset as u64,
+                src.cast(),
+                len,
+                up.cu_stream(),
+            )
+        }
+        .result();
+        copied.map_err(|e| Self::transfer_error(Direction::Upload, dst_offset, len, &e))?;
+        self.ticket(up, Direction::Upload, dst_offset, len)
+    }
+
+    unsafe fn submit_download(
+        &self,
+        src: &CudaMemory,
+        src_offset: usize,
+        dst: *mut u8,
+        len: usize,
+    ) -> Result<CudaPending> {
+        if len == 0 {
+            return Ok(CudaPending::new(None, Direction::Download, src_offset, 0));
+        }
+        let down = &self.shared.down;
+        self.shared
+            .ctx
+            .bind_to_thread()
+            .map_err(|e| failed("bind context", &e))?;
+        // SAFETY: as in submit_upload, for `src` and the host range at `dst`.
+        let copied = unsafe {
+            sys::cuMemcpyDtoHAsync_v2(
+                dst.cast(),
+                src.device_ptr() + src_offset as u64,
+                len,
+                down.cu_stream(),
+            )
+        }
+        .result();
+        copied.map_err(|e| Self::transfer_error(Direction::Download, src_offset, len, &e))?;
+        self.ticket(down, Direction::Download, src_offset, len)
+    }
+}

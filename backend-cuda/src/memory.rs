@@ -1,0 +1,130 @@
+//! Device memory of the CUDA backend: one driver allocation, stream-ordered
+//! where the device has memory pools.
+
+use std::sync::Arc;
+
+use cudarc::driver::{result, sys, CudaContext, CudaStream, DriverError};
+use swap_api::{Error, Result};
+
+use crate::driver::{describe, failed};
+use crate::BACKEND;
+
+/// A CUDA device allocation; freed on drop (stream-ordered where the device
+/// supports it), also after the device handle is gone.
+#[derive(Debug)]
+pub struct CudaMemory {
+    /// 0 for a zero-length allocation, which the driver refuses to make.
+    ptr: sys::CUdeviceptr,
+    len: usize,
+    /// The stream it was allocated on and is freed on.
+    stream: Arc<CudaStream>,
+    pooled: bool,
+    owner: Arc<Owner>,
+}
+
+/// Identifies the [`crate::CudaDevice`] (and its clones) that allocated memory.
+#[derive(Debug, Default)]
+pub(crate) struct Owner;
+
+impl CudaMemory {
+    /// Allocates `len` bytes on `stream`. With `pooled`, through the
+    /// device's memory pool (`cuMemAllocAsync`); `other` then waits for the
+    /// allocation, so that both transfer streams may use it at once.
+    pub(crate) fn allocate(
+        owner: &Arc<Owner>,
+        stream: &Arc<CudaStream>,
+        other: &CudaStream,
+        pooled: bool,
+        len: usize,
+    ) -> Result<Self> {
+        let ctx = stream.context();
+        ctx.bind_to_thread()
+            .map_err(|e| failed("bind context", &e))?;
+        let ptr = if len == 0 {
+            0
+        } else if pooled {
+            // SAFETY: `stream` is a live stream of the bound context; the
+            // memory is not read before something is written to it.
+            let ptr = unsafe { result::malloc_async(stream.cu_stream(), len) }
+                .map_err(|e| alloc_error(ctx, len, &e))?;
+            let ready = stream
+                .record_event(None)
+                .and_then(|event| other.wait(&event));
+            if let Err(e) = ready {
+                // SAFETY: just allocated on this stream and never used.
+                let _ = unsafe { result::free_async(ptr, stream.cu_stream()) };
+                return Err(failed("order an allocation between streams", &e));
+            }
+            ptr
+        } else {
+            // SAFETY: a plain allocation in the bound context.
+            unsafe { result::malloc_sync(len) }.map_err(|e| alloc_error(ctx, len, &e))?
+        };
+        Ok(Self {
+            ptr,
+            len,
+            stream: Arc::clone(stream),
+            pooled,
+            owner: Arc::clone(owner),
+        })
+    }
+
+    /// The device address, to hand to kernels or other CUDA libraries (while
+    /// no transfer of tensorswap uses the memory).
+    pub fn device_ptr(&self) -> sys::CUdeviceptr {
+        self.ptr
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a zero-length allocation.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn belongs_to(&self, owner: &Arc<Owner>) -> bool {
+        Arc::ptr_eq(&self.owner, owner)
+    }
+}
+
+/// `OutOfMemory` with what the device has free, or the driver's own error.
+fn alloc_error(ctx: &CudaContext, len: usize, error: &DriverError) -> Error {
+    if error.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+        Error::OutOfMemory {
+            backend: BACKEND,
+            requested: len,
+            available: ctx.mem_get_info().ok().map(|(free, _)| free),
+        }
+    } else {
+        Error::Device {
+            backend: BACKEND,
+            op: "allocate",
+            reason: format!("{len} bytes: {}", describe(error)),
+        }
+    }
+}
+
+impl Drop for CudaMemory {
+    fn drop(&mut self) {
+        if self.ptr == 0 {
+            return;
+        }
+        let freed = self.stream.context().bind_to_thread().and_then(|()| {
+            // SAFETY: allocated by `allocate` and freed only here; the Device
+            // contract has every transfer using it waited before the drop.
+            unsafe {
+                if self.pooled {
+                    result::free_async(self.ptr, self.stream.cu_stream())
+                } else {
+                    result::free_sync(self.ptr)
+                }
+            }
+        });
+        if let Err(e) = freed {
+            tracing::error!(backend = BACKEND, error = %describe(&e), len = self.len, "freeing device memory failed");
+        }
+    }
+}
