@@ -221,3 +221,15 @@ impl Device for CudaDevice {
         self.ticket(down, Direction::Download, src_offset, len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ordinal_past_the_last_device_is_unavailable_never_a_panic() {
+        // With or without a GPU (and with or without a driver).
+        let err = CudaDevice::new(usize::MAX).unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+    }
+}
