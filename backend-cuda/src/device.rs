@@ -88,33 +88,36 @@ impl CudaDevice {
         &self.shared.ctx
     }
 
-    /// Records an event on `stream` that waits sleep on.
-    fn ticket(
+    /// Runs one async copy on `stream` (`copy` gets the stream and returns
+    /// the driver's status) and records the event its ticket waits on; waits
+    /// sleep (`CU_EVENT_BLOCKING_SYNC`).
+    fn transfer(
         &self,
         stream: &CudaStream,
         direction: Direction,
         offset: usize,
         len: usize,
+        copy: impl FnOnce(sys::CUstream) -> sys::CUresult,
     ) -> Result<CudaPending> {
+        if len == 0 {
+            return Ok(CudaPending::new(None, direction, offset, 0));
+        }
+        let ctx = &self.shared.ctx;
+        ctx.bind_to_thread()
+            .map_err(|e| failed("bind context", &e))?;
+        copy(stream.cu_stream())
+            .result()
+            .map_err(|e| Error::Transfer {
+                backend: BACKEND,
+                direction,
+                offset,
+                len,
+                reason: driver::describe(&e),
+            })?;
         let event = stream
             .record_event(Some(sys::CUevent_flags::CU_EVENT_BLOCKING_SYNC))
             .map_err(|e| failed("record an event", &e))?;
         Ok(CudaPending::new(Some(event), direction, offset, len))
-    }
-
-    fn transfer_error(
-        direction: Direction,
-        offset: usize,
-        len: usize,
-        error: &cudarc::driver::DriverError,
-    ) -> Error {
-        Error::Transfer {
-            backend: BACKEND,
-            direction,
-            offset,
-            len,
-            reason: driver::describe(error),
-        }
     }
 }
 
@@ -169,27 +172,19 @@ impl Device for CudaDevice {
         dst: &CudaMemory,
         dst_offset: usize,
     ) -> Result<CudaPending> {
-        if len == 0 {
-            return Ok(CudaPending::new(None, Direction::Upload, dst_offset, 0));
-        }
-        let up = &self.shared.up;
-        self.shared
-            .ctx
-            .bind_to_thread()
-            .map_err(|e| failed("bind context", &e))?;
-        // SAFETY: the caller guarantees `dst` holds `dst_offset + len` bytes
-        // and keeps both ranges alive and unaliased until the ticket is waited.
-        let copied = unsafe {
-            sys::cuMemcpyHtoDAsync_v2(
-                dst.device_ptr() + dst_offset as u64,
-                src.cast(),
-                len,
-                up.cu_stream(),
-            )
-        }
-        .result();
-        copied.map_err(|e| Self::transfer_error(Direction::Upload, dst_offset, len, &e))?;
-        self.ticket(up, Direction::Upload, dst_offset, len)
+        let to = dst.device_ptr() + dst_offset as u64;
+        self.transfer(
+            &self.shared.up,
+            Direction::Upload,
+            dst_offset,
+            len,
+            |stream| {
+                // SAFETY: the caller guarantees `dst` holds `dst_offset + len`
+                // bytes and keeps both ranges alive and unaliased until the
+                // ticket is waited.
+                unsafe { sys::cuMemcpyHtoDAsync_v2(to, src.cast(), len, stream) }
+            },
+        )
     }
 
     unsafe fn submit_download(
@@ -199,26 +194,17 @@ impl Device for CudaDevice {
         dst: *mut u8,
         len: usize,
     ) -> Result<CudaPending> {
-        if len == 0 {
-            return Ok(CudaPending::new(None, Direction::Download, src_offset, 0));
-        }
-        let down = &self.shared.down;
-        self.shared
-            .ctx
-            .bind_to_thread()
-            .map_err(|e| failed("bind context", &e))?;
-        // SAFETY: as in submit_upload, for `src` and the host range at `dst`.
-        let copied = unsafe {
-            sys::cuMemcpyDtoHAsync_v2(
-                dst.cast(),
-                src.device_ptr() + src_offset as u64,
-                len,
-                down.cu_stream(),
-            )
-        }
-        .result();
-        copied.map_err(|e| Self::transfer_error(Direction::Download, src_offset, len, &e))?;
-        self.ticket(down, Direction::Download, src_offset, len)
+        let from = src.device_ptr() + src_offset as u64;
+        self.transfer(
+            &self.shared.down,
+            Direction::Download,
+            src_offset,
+            len,
+            |stream| {
+                // SAFETY: as in submit_upload, for `src` and the host range at `dst`.
+                unsafe { sys::cuMemcpyDtoHAsync_v2(dst.cast(), from, len, stream) }
+            },
+        )
     }
 }
 
