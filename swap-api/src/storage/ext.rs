@@ -2,6 +2,7 @@
 
 use std::io;
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use super::checksum::crc;
 use super::engine::{IoEngine, IoRequest};
@@ -106,12 +107,16 @@ fn submit_at<E: IoEngine, B: HostBuf>(
         len,
         truncate,
     };
+    // Taken before submitting: a request can finish before submit returns.
+    let submitted = Instant::now();
     // SAFETY: `buf` moves into the ticket, which keeps it alive and untouched
     // until the pending operation has completed (wait or drop), and leaks it
     // if the ticket is leaked. HostBuf(Mut) guarantees the pointer is valid
     // for len bytes and stable across moves.
     match unsafe { engine.submit(request) } {
-        Ok(pending) => Ok(IoTicket::new(pending, buf, op, file, offset, verify)),
+        Ok(pending) => Ok(IoTicket::new(
+            pending, buf, op, file, offset, verify, submitted,
+        )),
         Err(error) => {
             if verify && op == IoOp::Write {
                 file.checksums().forget(offset, len as u64);

@@ -81,6 +81,7 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
         file: &SwapFile,
         offset: u64,
         verify: bool,
+        submitted: Instant,
     ) -> Self {
         let len = buf.bytes_len();
         Self {
@@ -89,7 +90,7 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
             file: file.clone(),
             offset,
             len,
-            submitted: Instant::now(),
+            submitted,
             verify,
         }
     }
