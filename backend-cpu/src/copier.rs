@@ -1,4 +1,5 @@
-//! The copy thread: runs transfers in submission order, off the caller's thread.
+//! The copy thread: runs transfers (copies, and file reads and writes of
+//! device memory) in submission order, off the caller's thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -6,8 +7,9 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use swap_api::{Error, PendingOp, Result};
+use swap_api::{Error, IoOp, PendingOp, Result, SwapFile};
 
+use crate::file_io;
 use crate::BACKEND;
 
 /// A raw pointer that may cross to the copy thread.
@@ -18,34 +20,81 @@ struct SendPtr(*mut u8);
 // only dereferenced by the copy thread within that window.
 unsafe impl Send for SendPtr {}
 
+/// What one job does.
+enum Work {
+    /// Copies `len` bytes from `src` to `dst`.
+    Copy {
+        src: SendPtr,
+        dst: SendPtr,
+        len: usize,
+    },
+    /// Reads or writes `len` bytes of memory at `mem` from/to `file`.
+    File {
+        op: IoOp,
+        file: SwapFile,
+        offset: u64,
+        mem: SendPtr,
+        len: usize,
+    },
+}
+
 struct Job {
-    src: SendPtr,
-    dst: SendPtr,
-    len: usize,
+    work: Work,
     done: Arc<Completion>,
 }
 
+impl Work {
+    fn run(self) -> Result<()> {
+        match self {
+            Work::Copy { src, dst, len } => {
+                if len != 0 {
+                    // SAFETY: per the Device contract (see SendPtr) both
+                    // ranges are live for `len` bytes and owned by this
+                    // transfer; host and device allocations never overlap.
+                    unsafe { std::ptr::copy_nonoverlapping(src.0, dst.0, len) };
+                }
+                Ok(())
+            }
+            Work::File {
+                op,
+                file,
+                offset,
+                mem,
+                len,
+            } => {
+                // SAFETY: per the Device contract (see SendPtr) the memory is
+                // live for `len` bytes and owned by this operation.
+                unsafe { file_io::transfer(op, &file, offset, mem.0, len) }
+            }
+        }
+    }
+}
+
+/// How a job ended: `None` until it has.
 #[derive(Debug, Default)]
 struct Completion {
     finished: AtomicBool,
-    lock: Mutex<bool>,
+    outcome: Mutex<Option<Result<()>>>,
     signal: Condvar,
 }
 
 impl Completion {
-    fn finish(&self) {
-        let mut done = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        *done = true;
+    fn finish(&self, outcome: Result<()>) {
+        let mut slot = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(outcome);
         self.finished.store(true, Ordering::Release);
         self.signal.notify_all();
     }
 
-    fn wait(&self) {
-        let mut done = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while !*done {
-            done = self
+    fn wait(&self) -> Result<()> {
+        let mut slot = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(outcome) = slot.take() {
+                return outcome;
+            }
+            slot = self
                 .signal
-                .wait(done)
+                .wait(slot)
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
@@ -61,8 +110,7 @@ impl PendingOp for CpuPending {
     }
 
     fn wait(self) -> Result<()> {
-        self.0.wait();
-        Ok(())
+        self.0.wait()
     }
 }
 
@@ -84,13 +132,7 @@ impl Copier {
                     if !latency.is_zero() {
                         thread::sleep(latency);
                     }
-                    if job.len != 0 {
-                        // SAFETY: per the Device contract (see SendPtr) both
-                        // ranges are live for `len` bytes and owned by this
-                        // transfer; host and device allocations never overlap.
-                        unsafe { std::ptr::copy_nonoverlapping(job.src.0, job.dst.0, job.len) };
-                    }
-                    job.done.finish();
+                    job.done.finish(job.work.run());
                 }
             })
             .map_err(|e| Error::Device {
@@ -115,11 +157,40 @@ impl Copier {
         dst: *mut u8,
         len: usize,
     ) -> Result<CpuPending> {
-        let done = Arc::new(Completion::default());
-        let job = Job {
+        self.enqueue(Work::Copy {
             src: SendPtr(src.cast_mut()),
             dst: SendPtr(dst),
             len,
+        })
+    }
+
+    /// Queues a read of `file` into `mem` or a write of `mem` to `file`.
+    ///
+    /// # Safety
+    /// `mem..mem + len` must stay valid, and be accessed by nobody else (read,
+    /// for reads; written, for writes), until the returned ticket reports
+    /// completion.
+    pub(crate) unsafe fn submit_file(
+        &self,
+        op: IoOp,
+        file: &SwapFile,
+        offset: u64,
+        mem: *mut u8,
+        len: usize,
+    ) -> Result<CpuPending> {
+        self.enqueue(Work::File {
+            op,
+            file: file.clone(),
+            offset,
+            mem: SendPtr(mem),
+            len,
+        })
+    }
+
+    fn enqueue(&self, work: Work) -> Result<CpuPending> {
+        let done = Arc::new(Completion::default());
+        let job = Job {
+            work,
             done: Arc::clone(&done),
         };
         let stopped = || Error::Device {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use swap_api::sys::memlock::Locked;
 use swap_api::sys::page_size;
-use swap_api::{Capabilities, Device, DeviceInfo, Result};
+use swap_api::{Capabilities, Device, DeviceInfo, IoOp, Result, SwapFile};
 
 use crate::copier::Copier;
 use crate::memory::{Budget, CpuMemory};
@@ -73,7 +73,7 @@ impl Device for CpuDevice {
             pinned_host: self.shared.pinned,
             async_transfers: true,
             ordered_transfers: true,
-            direct_storage: false,
+            direct_storage: true,
             max_allocation: self.shared.budget.capacity().min(isize::MAX as usize),
             host_alignment: page_size(),
         }
@@ -120,6 +120,30 @@ impl Device for CpuDevice {
         let src = unsafe { src.base().add(src_offset) };
         // SAFETY: the caller keeps both ranges alive and unaliased until waited.
         unsafe { self.shared.copier.submit(src, dst, len) }
+    }
+
+    /// Nothing to open: the file's own descriptor reaches host memory.
+    fn open_direct(&self, _file: &SwapFile) -> Result<()> {
+        Ok(())
+    }
+
+    unsafe fn submit_direct(
+        &self,
+        op: IoOp,
+        memory: &CpuMemory,
+        mem_offset: usize,
+        file: &SwapFile,
+        file_offset: u64,
+        len: usize,
+    ) -> Result<CpuPending> {
+        // SAFETY: the caller guarantees mem_offset + len <= memory.len().
+        let mem = unsafe { memory.base().add(mem_offset) };
+        // SAFETY: the caller keeps the memory alive and unaliased until waited.
+        unsafe {
+            self.shared
+                .copier
+                .submit_file(op, file, file_offset, mem, len)
+        }
     }
 }
 

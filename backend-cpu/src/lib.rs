@@ -3,7 +3,9 @@
 //! "Device" memory is real host memory, page-locked with `mlock` where the
 //! process may (root, or a large enough `RLIMIT_MEMLOCK`), and transfers are
 //! real copies run on a dedicated copy thread, so completion tickets are
-//! truly asynchronous. Knobs for tests: a memory capacity, an added latency
+//! truly asynchronous. Direct storage ([`swap_api::Device::submit_direct`])
+//! reads files straight into device memory on the same thread, so swappers'
+//! direct path (`use_gds`) is exercised everywhere. Knobs for tests: a memory capacity, an added latency
 //! per transfer, and the pinning policy. Faults are injected with
 //! [`swap_api::FaultyDevice`], which works on every backend.
 //!
@@ -25,6 +27,7 @@
 mod builder;
 mod copier;
 mod device;
+mod file_io;
 mod memory;
 
 pub use builder::CpuDeviceBuilder;

@@ -47,8 +47,10 @@ pub struct AioConfig {
     pub single_submit: bool,
     /// Keep submitting while completions are reaped (default true).
     pub overlap_events: bool,
-    /// GPUDirect Storage: file <-> GPU memory without the host bounce
-    /// (default false; cuda backend only).
+    /// GPUDirect Storage: swappers move tensors between files and device
+    /// memory without the host bounce (default false). Where the device
+    /// cannot, they fall back to pinned host memory and say why
+    /// ([`DataPath`](crate::swapper::DataPath)).
     pub use_gds: bool,
 }
 

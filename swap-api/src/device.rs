@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 
-use crate::Result;
+use crate::{Error, IoOp, Result, SwapFile};
 
 /// What a backend can do; the conformance suite tests only what is claimed here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,9 @@ pub struct Capabilities {
     /// submitted after an upload to the same range observes the uploaded bytes
     /// without waiting for the upload first.
     pub ordered_transfers: bool,
-    /// Files can be read into / written from device memory directly (GPUDirect Storage).
+    /// Files can be read into / written from device memory directly, with no
+    /// copy through host memory (GPUDirect Storage): [`Device::open_direct`]
+    /// may succeed. Whether it does for a given file is only known by trying.
     pub direct_storage: bool,
     /// Largest single allocation in bytes.
     pub max_allocation: usize,
@@ -164,4 +166,56 @@ pub trait Device: Send + Sync + 'static {
         dst: *mut u8,
         len: usize,
     ) -> Result<Self::Pending>;
+
+    /// Prepares `file` for direct storage ([`Device::submit_direct`]): opens
+    /// the driver and registers the file, once; later calls are cheap.
+    ///
+    /// Backends without direct storage return [`Error::Unsupported`] (the
+    /// default). A backend that has it but cannot use it here (no driver
+    /// library, a file system it cannot reach) returns
+    /// [`Error::Unavailable`] with the reason; callers then move the bytes
+    /// through pinned host memory instead.
+    fn open_direct(&self, file: &SwapFile) -> Result<()> {
+        let _ = file;
+        Err(no_direct_storage(self.info().backend))
+    }
+
+    /// Starts moving `len` bytes between `memory` at byte offset
+    /// `mem_offset` and `file` at `file_offset`, with no copy through host
+    /// memory: [`IoOp::Read`] fills the memory from the file, [`IoOp::Write`]
+    /// writes the memory to the file. The file must have been opened with
+    /// [`Device::open_direct`].
+    ///
+    /// The operation's `wait` reports [`Error::Io`] (file, offset, cause)
+    /// when the file system fails and [`Error::ShortIo`] when a read reaches
+    /// the end of the file. The default is [`Error::Unsupported`].
+    ///
+    /// # Safety
+    /// - `memory` was allocated by this device ([`Device::owns`]) with at
+    ///   least `mem_offset + len` bytes.
+    /// - `memory` is neither dropped nor accessed by anyone else (read, for
+    ///   reads; written, for writes) until the returned operation has been
+    ///   waited.
+    unsafe fn submit_direct(
+        &self,
+        op: IoOp,
+        memory: &Self::Memory,
+        mem_offset: usize,
+        file: &SwapFile,
+        file_offset: u64,
+        len: usize,
+    ) -> Result<Self::Pending> {
+        let _ = (op, memory, mem_offset, file, file_offset, len);
+        Err(no_direct_storage(self.info().backend))
+    }
+}
+
+/// The error of a backend without direct storage.
+fn no_direct_storage(backend: &'static str) -> Error {
+    Error::Unsupported {
+        backend,
+        what: "direct storage between files and device memory (GPUDirect Storage); \
+               swap through pinned host memory"
+            .into(),
+    }
 }

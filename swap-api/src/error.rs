@@ -33,6 +33,18 @@ pub enum IoOp {
     Write,
 }
 
+impl IoOp {
+    /// The way device memory sees a direct file operation
+    /// ([`Device::submit_direct`](crate::Device::submit_direct)): a read
+    /// fills the device (an upload), a write drains it (a download).
+    pub fn device_direction(self) -> Direction {
+        match self {
+            IoOp::Read => Direction::Upload,
+            IoOp::Write => Direction::Download,
+        }
+    }
+}
+
 impl fmt::Display for IoOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

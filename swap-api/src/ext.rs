@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
 use crate::transfer::{Failed, Transfer, TransferResult};
-use crate::{check_range, Device, Direction, Error, PendingOp, Rejected, Result};
+use crate::{check_range, Device, Direction, Error, IoOp, PendingOp, Rejected, Result, SwapFile};
 
 /// Safe operations on any [`Device`]: allocation, registered host memory and
 /// transfers that own their buffers while in flight.
@@ -155,9 +155,85 @@ pub trait DeviceExt: Device + Sized {
     ) -> TransferResult<Self, H> {
         self.download(src, src_offset, dst)?.wait()
     }
+
+    /// Starts reading `len` bytes of `file` at `file_offset` straight into
+    /// `dst` at `dst_offset`, with no copy through host memory (GPUDirect
+    /// Storage; see [`Device::open_direct`], which must have accepted the
+    /// file). The ticket holds a handle on the file, so it stays open.
+    ///
+    /// Refused up front (buffers handed back in [`Failed`]) when the range
+    /// does not fit or `dst` belongs to another device.
+    fn read_direct(
+        &self,
+        file: &SwapFile,
+        file_offset: u64,
+        dst: DeviceBuffer<Self>,
+        dst_offset: usize,
+        len: usize,
+    ) -> Result<Transfer<Self, SwapFile>, Failed<Self, SwapFile>> {
+        direct(self, IoOp::Read, dst, dst_offset, len, file, file_offset)
+    }
+
+    /// Starts writing `len` bytes of `src`, from `src_offset`, straight to
+    /// `file` at `file_offset`: the reverse of [`DeviceExt::read_direct`].
+    fn write_direct(
+        &self,
+        src: DeviceBuffer<Self>,
+        src_offset: usize,
+        len: usize,
+        file: &SwapFile,
+        file_offset: u64,
+    ) -> Result<Transfer<Self, SwapFile>, Failed<Self, SwapFile>> {
+        direct(self, IoOp::Write, src, src_offset, len, file, file_offset)
+    }
 }
 
 impl<D: Device> DeviceExt for D {}
+
+/// The checks and the submission of a direct file operation.
+fn direct<D: Device>(
+    dev: &D,
+    op: IoOp,
+    buf: DeviceBuffer<D>,
+    offset: usize,
+    len: usize,
+    file: &SwapFile,
+    file_offset: u64,
+) -> Result<Transfer<D, SwapFile>, Failed<D, SwapFile>> {
+    let checked = check_target(dev, &buf, offset, len).and_then(|()| {
+        let end = u64::try_from(len)
+            .ok()
+            .and_then(|l| file_offset.checked_add(l));
+        match end {
+            Some(end) if end <= i64::MAX as u64 => Ok(()),
+            _ => Err(Error::Layout {
+                reason: format!(
+                    "file range {file_offset}+{len} of {} is past the largest file offset",
+                    file.path().display()
+                ),
+            }),
+        }
+    });
+    // SAFETY: the range fits and the memory is ours (checked above); the
+    // Transfer owns `buf` until the operation has been waited, so nobody
+    // else touches or frees it meanwhile.
+    let started = checked.and_then(|()| unsafe {
+        dev.submit_direct(op, buf.memory(), offset, file, file_offset, len)
+    });
+    match started {
+        Ok(pending) => Ok(Transfer::new(
+            pending,
+            file.clone(),
+            buf,
+            op.device_direction(),
+        )),
+        Err(error) => Err(Failed {
+            error,
+            host: file.clone(),
+            device: buf,
+        }),
+    }
+}
 
 /// Checks that `buf` belongs to `dev` and that `offset..offset + len` fits in it.
 fn check_target<D: Device>(

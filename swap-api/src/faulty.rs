@@ -4,7 +4,9 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::{Capabilities, Device, DeviceInfo, Direction, Error, PendingOp, Result};
+use crate::{
+    Capabilities, Device, DeviceInfo, Direction, Error, IoOp, PendingOp, Result, SwapFile,
+};
 
 /// When an injected transfer fault shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +206,30 @@ impl<D: Device> Device for FaultyDevice<D> {
         self.submit(Direction::Download, src_offset, len, || {
             // SAFETY: forwarded unchanged; our caller upholds the same contract.
             unsafe { self.inner.submit_download(src, src_offset, dst, len) }
+        })
+    }
+
+    fn open_direct(&self, file: &SwapFile) -> Result<()> {
+        self.inner.open_direct(file)
+    }
+
+    /// Counted with the transfers: a direct read is an upload into the
+    /// device, a direct write a download from it.
+    unsafe fn submit_direct(
+        &self,
+        op: IoOp,
+        memory: &Self::Memory,
+        mem_offset: usize,
+        file: &SwapFile,
+        file_offset: u64,
+        len: usize,
+    ) -> Result<Self::Pending> {
+        self.submit(op.device_direction(), mem_offset, len, || {
+            // SAFETY: forwarded unchanged; our caller upholds the same contract.
+            unsafe {
+                self.inner
+                    .submit_direct(op, memory, mem_offset, file, file_offset, len)
+            }
         })
     }
 }

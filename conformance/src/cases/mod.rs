@@ -1,6 +1,7 @@
 //! The suite's cases: plain generic functions over any [`Device`].
 
 mod concurrency;
+mod direct;
 mod errors;
 mod faults;
 mod io;
@@ -10,6 +11,7 @@ mod roundtrip;
 pub use concurrency::{
     four_threads, many_in_flight_any_order, ordered_when_claimed, poll_until_complete,
 };
+pub use direct::{direct_errors, direct_roundtrip};
 pub use errors::{beyond_capacity, foreign_memory, out_of_range, zero_length};
 pub use faults::{allocation_fault, download_fault, fault_hits_only_its_target, upload_fault};
 pub use lifecycle::{drop_and_forget_tickets, drop_device_in_flight};
@@ -55,6 +57,8 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         faults::fault_hits_only_its_target,
         lifecycle::drop_device_in_flight,
         lifecycle::drop_and_forget_tickets,
+        direct::direct_roundtrip,
+        direct::direct_errors,
         swapper::mixed_sizes,
         swapper::host_tier,
         swapper::errors,
@@ -65,5 +69,7 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         swapper::pool_pressure,
         swapper::drop_in_flight,
         swapper::param_buffers,
+        swapper::gds_path,
+        swapper::gds_faults,
     ]
 }

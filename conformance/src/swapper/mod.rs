@@ -6,12 +6,14 @@
 //! a fault is armed), with small slabs so that streaming and sharing are
 //! exercised.
 
+mod direct;
 mod faults;
 mod lifecycle;
 mod model;
 mod param;
 mod roundtrip;
 
+pub use direct::{gds_faults, gds_path};
 pub use faults::{checksum_mismatch, device_faults, engine_faults};
 pub use lifecycle::{drop_in_flight, pool_pressure};
 pub use model::random_operations;
@@ -50,6 +52,16 @@ pub fn rig<D: Device>(
     slabs: usize,
     options: DirOptions,
 ) -> Result<Rig<D>, CaseError> {
+    rig_with(ctx, slabs, options, false)
+}
+
+/// [`rig`], asking for direct storage (`use_gds`) when `gds` is set.
+pub fn rig_with<D: Device>(
+    ctx: &Ctx<D>,
+    slabs: usize,
+    options: DirOptions,
+    gds: bool,
+) -> Result<Rig<D>, CaseError> {
     let device = FaultyDevice::new(ctx.device()?);
     let parent = scratch_parent()?;
     let dir = SwapDir::create_with(parent.path(), options)?;
@@ -58,9 +70,12 @@ pub fn rig<D: Device>(
         .slabs(slabs)
         .alignment(dir.alignment())
         .build_for(&device)?;
-    let config = AioConfig::default()
-        .with_block_size(16 << 10)
-        .with_queue_depth(4);
+    let config = AioConfig {
+        use_gds: gds,
+        ..AioConfig::default()
+            .with_block_size(16 << 10)
+            .with_queue_depth(4)
+    };
     let engine = FaultyEngine::new(AnyEngine::new(EngineKind::Auto, &config)?);
     let store = SwapStore::new(engine, dir, pool.clone())?;
     Ok(Rig {

@@ -22,7 +22,7 @@ const SIZES: [usize; 10] = [
     3 * SLAB + 17,
 ];
 
-fn roundtrip_all<D: Device>(rig: &Rig<D>, expect_stored: TensorState) -> Outcome {
+pub(super) fn roundtrip_all<D: Device>(rig: &Rig<D>, expect_stored: TensorState) -> Outcome {
     let s = &rig.swapper;
     let ids: Vec<u64> = (0..SIZES.len() as u64).collect();
     for (&id, &len) in ids.iter().zip(&SIZES) {

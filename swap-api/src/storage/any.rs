@@ -60,17 +60,11 @@ pub enum AnyEngine {
 impl AnyEngine {
     /// Starts the engine `kind` with `config`.
     ///
-    /// `use_gds` is refused here: GPUDirect Storage moves bytes between files
-    /// and GPU memory and belongs to the cuda backend.
+    /// `use_gds` does not change the engine: it asks swappers to move
+    /// tensors between device memory and the file directly
+    /// ([`DataPath`](crate::swapper::DataPath)), and this engine still serves
+    /// the pinned path they fall back to.
     pub fn new(kind: EngineKind, config: &AioConfig) -> Result<Self> {
-        if config.use_gds {
-            return Err(Error::Unsupported {
-                backend: "gds",
-                what: "`use_gds` needs the cuda backend's GPUDirect Storage engine (issue 6); \
-                       set \"use_gds\": false to swap through pinned host memory"
-                    .into(),
-            });
-        }
         match kind {
             EngineKind::Threads => Ok(Self::Threads(ThreadEngine::new(config)?)),
             #[cfg(target_os = "linux")]

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -127,9 +127,17 @@ impl SwapFile {
 
     /// Descriptor for a piece: the `O_DIRECT` one when asked for and present.
     pub(crate) fn fd(&self, direct: bool) -> RawFd {
+        self.descriptor(direct).as_raw_fd()
+    }
+
+    /// The file's descriptor for backends that do their own I/O on it
+    /// (GPUDirect Storage registers it with its driver): the `O_DIRECT` one
+    /// when `direct` is asked for and the file has one, else the buffered one.
+    /// It stays open as long as any clone of this `SwapFile` lives.
+    pub fn descriptor(&self, direct: bool) -> BorrowedFd<'_> {
         match (&self.inner.direct, direct) {
-            (Some(file), true) => file.as_raw_fd(),
-            _ => self.inner.buffered.as_raw_fd(),
+            (Some(file), true) => file.as_fd(),
+            _ => self.inner.buffered.as_fd(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`GradientSwapper`]: gradients appended to pinned slabs and written
 //!   behind, read back (and summed) at step time.
 
+mod direct;
 mod extent;
 mod gradient;
 mod into;
@@ -21,6 +22,7 @@ mod meta;
 mod offload;
 mod optimizer;
 mod param;
+mod path;
 mod plan;
 mod state;
 mod store;
@@ -37,6 +39,7 @@ pub use meta::{DType, TensorId, TensorMeta};
 pub use offload::{OffloadDevice, OffloadOptimizerConfig, OffloadParamConfig};
 pub use optimizer::{group_bytes, GroupState, OptimizerSwapper};
 pub use param::ParamSwapper;
+pub use path::DataPath;
 pub use state::{TensorState, TensorStatus};
 pub use store::{SwapStore, SwapStoreBuilder};
 pub use tensor::{Swapper, TensorHandle};

@@ -144,6 +144,20 @@ impl<E: IoEngine> SwapStore<E> {
         self.inner.engine.write(&self.inner.file, offset, part)
     }
 
+    /// Writes `len` zeros at `offset` and waits (the padding of a tensor
+    /// written straight from device memory).
+    pub(crate) fn zero(&self, offset: u64, len: usize) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let zeros = vec![0u8; len];
+        let written = self.inner.engine.write(&self.inner.file, offset, zeros);
+        written
+            .and_then(|ticket| ticket.wait())
+            .map(drop)
+            .map_err(|f| f.error)
+    }
+
     /// Starts filling `part` from file offset `offset`.
     pub(crate) fn read(&self, offset: u64, part: SlabPart) -> Submitted<E, SlabPart> {
         self.inner.engine.read(&self.inner.file, offset, part)

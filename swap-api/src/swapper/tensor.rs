@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 
 use super::into;
 use super::meta::{TensorId, TensorMeta};
+use super::path::DataPath;
 use super::state::{TensorState, TensorStatus};
 use super::store::SwapStore;
 use super::table::{Entry, Home, Slot, Table};
@@ -58,6 +59,7 @@ pub struct Swapper<D: Device, E: IoEngine = AnyEngine> {
 pub(crate) struct Shared<D: Device, E: IoEngine> {
     pub(crate) device: D,
     pub(crate) store: SwapStore<E>,
+    pub(crate) path: DataPath,
     table: Mutex<Table<D>>,
     changed: Condvar,
     pub(crate) closing: AtomicBool,
@@ -111,9 +113,11 @@ impl<D: Device> fmt::Debug for TensorHandle<D> {
 impl<D: Device, E: IoEngine + 'static> Swapper<D, E> {
     /// A swapper of `device`'s memory into `store`, with no host tier.
     pub fn new(device: D, store: SwapStore<E>) -> Result<Self> {
+        let path = DataPath::choose(&device, &store);
         let shared = Arc::new(Shared {
             device,
             store,
+            path,
             table: Mutex::new(Table {
                 tensors: HashMap::new(),
                 host_used: 0,
@@ -157,6 +161,13 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
     /// The store.
     pub fn store(&self) -> &SwapStore<E> {
         &self.shared.store
+    }
+
+    /// How tensors move between device memory and the store's file:
+    /// through pinned slabs, or directly when `use_gds` is set and the
+    /// device can ([`DataPath`]).
+    pub fn data_path(&self) -> &DataPath {
+        &self.shared.path
     }
 
     /// Adds a resident tensor: `buf` holds its `meta.bytes()` bytes (it may be

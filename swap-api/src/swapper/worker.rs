@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
+use super::direct::{self, DirectMove};
 use super::extent::Extent;
 use super::meta::TensorId;
 use super::plan::{self, Chunk, Span};
@@ -13,7 +14,9 @@ use super::stream::{self, ReadSink, WriteSource};
 use super::table::{Home, Slot};
 use super::tensor::Shared;
 use super::ticket::SwapTicket;
-use crate::{Device, DeviceBuffer, DeviceExt, Error, HostBuffer, IoEngine, SlabPart, Transfer};
+use crate::{
+    Device, DeviceBuffer, DeviceExt, Error, HostBuffer, IoEngine, IoOp, SlabPart, Transfer,
+};
 
 /// Which way a job moves tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +189,9 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
         if spans.is_empty() {
             return;
         }
+        if self.shared.path.is_direct() {
+            return self.move_direct(&spans);
+        }
         let batches = plan::batches(&spans, self.shared.store.pool().slab_size());
         for chunk in batches.iter().flatten() {
             self.remaining[chunk.item] += 1;
@@ -207,6 +213,66 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
             }
             Way::In => stream::read(&store, &batches, self),
         }
+    }
+
+    /// File tensors on the direct path: each whole tensor straight between
+    /// its device memory and the file, several in flight.
+    fn move_direct(&mut self, spans: &[Span]) {
+        let shared = self.shared;
+        let op = match self.way {
+            Way::Out => {
+                shared.wait_for_readers(self.items.iter().map(|it| it.id));
+                IoOp::Write
+            }
+            Way::In => IoOp::Read,
+        };
+        let mut moves = Vec::with_capacity(spans.len());
+        for span in spans {
+            let i = span.item;
+            if self.way == Way::In && !self.allocate(i) {
+                self.finish(i);
+                continue;
+            }
+            match self.items[i].buf.take() {
+                Some(buf) if span.logical > 0 => moves.push(DirectMove {
+                    item: i,
+                    buf,
+                    file_offset: span.file_offset,
+                    len: span.logical,
+                }),
+                buf => {
+                    self.items[i].buf = buf;
+                    self.finish(i);
+                }
+            }
+        }
+        let depth = shared.store.engine().config().queue_depth;
+        let stopped = || shared.closing.load(Ordering::Relaxed);
+        direct::run(
+            &shared.device,
+            shared.store.file(),
+            op,
+            moves,
+            depth,
+            stopped,
+            |i, buf, outcome| {
+                self.items[i].buf = Some(buf);
+                let item = &self.items[i];
+                // The padding is written too, so that the extent reads back
+                // whole on the pinned path (`swap_into`).
+                let outcome = outcome.and_then(|()| match (op, &item.place) {
+                    (IoOp::Write, Some(Place::File(extent))) => shared.store.zero(
+                        extent.offset + item.logical as u64,
+                        item.padded - item.logical,
+                    ),
+                    _ => Ok(()),
+                });
+                if let Err(err) = outcome {
+                    self.record(i, err);
+                }
+                self.finish(i);
+            },
+        );
     }
 
     /// Allocates the device memory a swap-in fills; false if that failed.

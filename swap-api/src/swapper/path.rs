@@ -1,0 +1,70 @@
+//! Which way a swapper's bytes travel between device memory and its file:
+//! through the store's pinned slabs, or directly (GPUDirect Storage).
+
+use std::fmt;
+
+use super::store::SwapStore;
+use crate::{Device, IoEngine};
+
+/// How a [`Swapper`](super::Swapper) moves tensors between device memory
+/// and its store's file, chosen once when the swapper is created.
+///
+/// Direct storage is asked for with `"use_gds": true` in the store's
+/// [`AioConfig`](crate::AioConfig). Where the device cannot do it, the
+/// swapper says why (a warning, and [`DataPath::Compat`]) and moves the
+/// bytes through pinned host memory instead, like kvikio's compat mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataPath {
+    /// Through the store's pinned slabs: device -> slab -> file.
+    Pinned,
+    /// Directly between device memory and the file, with no host copy.
+    Direct,
+    /// Direct storage was asked for but cannot be used; the bytes go
+    /// through the pinned slabs.
+    Compat {
+        /// Why direct storage was refused.
+        reason: String,
+    },
+}
+
+impl DataPath {
+    /// Decides the path for `device` and `store`, opening direct storage for
+    /// the store's file when the store's configuration asks for it.
+    pub(crate) fn choose<D: Device, E: IoEngine>(device: &D, store: &SwapStore<E>) -> Self {
+        if !store.engine().config().use_gds {
+            return Self::Pinned;
+        }
+        let refused = if store.file().checksummed() {
+            "the swap folder has checksums on, and checksums are computed in host memory, \
+             which direct storage bypasses; turn checksums off to use it"
+                .to_owned()
+        } else {
+            match device.open_direct(store.file()) {
+                Ok(()) => return Self::Direct,
+                Err(err) => err.to_string(),
+            }
+        };
+        tracing::warn!(
+            reason = %refused,
+            "use_gds: direct storage is not available; swapping through pinned host memory"
+        );
+        Self::Compat { reason: refused }
+    }
+
+    /// True when tensors move with no host copy.
+    pub fn is_direct(&self) -> bool {
+        matches!(self, Self::Direct)
+    }
+}
+
+impl fmt::Display for DataPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pinned => f.write_str("pinned host memory"),
+            Self::Direct => f.write_str("direct storage (no host copy)"),
+            Self::Compat { reason } => {
+                write!(f, "pinned host memory (direct storage refused: {reason})")
+            }
+        }
+    }
+}
