@@ -3,7 +3,9 @@
 use std::any::Any;
 use std::ptr::NonNull;
 
-use swap_api::{Capabilities, Device, DeviceInfo, Error, PendingOp, Result};
+use swap_api::{
+    Capabilities, Device, DeviceInfo, Error, IoOp, PendingOp, PinnedAlloc, Result, SwapFile,
+};
 
 /// A device of whichever backend was opened at run time.
 ///
@@ -180,5 +182,28 @@ impl Device for AnyDevice {
     ) -> Result<AnyPending> {
         // SAFETY: forwarded unchanged to the backend that owns `src`.
         paired!(self, src, (d, m, Variant) => unsafe { d.submit_download(m, src_offset, dst, len) }.map(Variant))
+    }
+
+    fn allocate_pinned(&self, len: usize) -> Result<PinnedAlloc> {
+        each!(AnyDevice, self, d => d.allocate_pinned(len))
+    }
+
+    fn open_direct(&self, file: &SwapFile) -> Result<()> {
+        each!(AnyDevice, self, d => d.open_direct(file))
+    }
+
+    unsafe fn submit_direct(
+        &self,
+        op: IoOp,
+        memory: &AnyMemory,
+        mem_offset: usize,
+        file: &SwapFile,
+        file_offset: u64,
+        len: usize,
+    ) -> Result<AnyPending> {
+        // SAFETY: forwarded unchanged to the backend that owns `memory`.
+        paired!(self, memory, (d, m, Variant) => unsafe {
+            d.submit_direct(op, m, mem_offset, file, file_offset, len)
+        }.map(Variant))
     }
 }

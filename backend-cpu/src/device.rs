@@ -4,9 +4,10 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
+use swap_api::sys::aligned::AlignedAlloc;
 use swap_api::sys::memlock::Locked;
 use swap_api::sys::page_size;
-use swap_api::{Capabilities, Device, DeviceInfo, IoOp, Result, SwapFile};
+use swap_api::{Capabilities, Device, DeviceInfo, Error, IoOp, PinnedAlloc, Result, SwapFile};
 
 use crate::copier::Copier;
 use crate::memory::{Budget, CpuMemory};
@@ -120,6 +121,28 @@ impl Device for CpuDevice {
         let src = unsafe { src.base().add(src_offset) };
         // SAFETY: the caller keeps both ranges alive and unaliased until waited.
         unsafe { self.shared.copier.submit(src, dst, len) }
+    }
+
+    /// An aligned allocation locked with `mlock`: what registering does, on
+    /// memory of our own (for pools whose memory a device refused).
+    fn allocate_pinned(&self, len: usize) -> Result<PinnedAlloc> {
+        if !self.shared.pinned {
+            return Err(Error::Unsupported {
+                backend: BACKEND,
+                what: "page-locked memory on a device opened with pinning off".into(),
+            });
+        }
+        let mut alloc = AlignedAlloc::zeroed(len, page_size())?;
+        let ptr = NonNull::new(alloc.as_mut_ptr()).ok_or(Error::HostAlloc {
+            len,
+            align: page_size(),
+        })?;
+        // SAFETY: the lock covers the allocation, and is dropped before it
+        // (tuple fields drop in order).
+        let locked = unsafe { Locked::new(ptr.as_ptr(), len)? };
+        // SAFETY: `ptr` is valid for `len` bytes while the owner (which holds
+        // the allocation) lives, and only the returned value hands it out.
+        Ok(unsafe { PinnedAlloc::new(ptr, len, Box::new((locked, alloc))) })
     }
 
     /// Nothing to open: the file's own descriptor reaches host memory.

@@ -9,7 +9,7 @@ use swap_api::{Capabilities, Device, DeviceInfo, Direction, Error, Result};
 
 use crate::driver::{self, failed};
 use crate::memory::{CudaMemory, Owner};
-use crate::pending::CudaPending;
+use crate::pending::{Check, CudaPending};
 use crate::registration::HostRegistration;
 use crate::BACKEND;
 
@@ -88,37 +88,51 @@ impl CudaDevice {
         &self.shared.ctx
     }
 
-    /// Runs one async copy on `stream` (`copy` gets the stream and returns
-    /// the driver's status) and records the event its ticket waits on; waits
-    /// sleep (`CU_EVENT_BLOCKING_SYNC`).
+    /// Binds the context, runs one async operation on `stream` (`start`
+    /// gets the stream and returns what to check once it has run, or why it
+    /// could not be queued) and records the event its ticket waits on;
+    /// waits sleep (`CU_EVENT_BLOCKING_SYNC`).
     fn transfer(
         &self,
         stream: &CudaStream,
         direction: Direction,
         offset: usize,
         len: usize,
-        copy: impl FnOnce(sys::CUstream) -> sys::CUresult,
+        start: impl FnOnce(sys::CUstream) -> std::result::Result<Option<Check>, String>,
     ) -> Result<CudaPending> {
         if len == 0 {
-            return Ok(CudaPending::new(None, direction, offset, 0));
+            return Ok(CudaPending::new(None, None, direction, offset, 0));
         }
         let ctx = &self.shared.ctx;
         ctx.bind_to_thread()
             .map_err(|e| failed("bind context", &e))?;
-        copy(stream.cu_stream())
-            .result()
-            .map_err(|e| Error::Transfer {
-                backend: BACKEND,
-                direction,
-                offset,
-                len,
-                reason: driver::describe(&e),
-            })?;
+        let check = start(stream.cu_stream()).map_err(|reason| Error::Transfer {
+            backend: BACKEND,
+            direction,
+            offset,
+            len,
+            reason,
+        })?;
         let event = stream
             .record_event(Some(sys::CUevent_flags::CU_EVENT_BLOCKING_SYNC))
             .map_err(|e| failed("record an event", &e))?;
-        Ok(CudaPending::new(Some(event), direction, offset, len))
+        Ok(CudaPending::new(Some(event), check, direction, offset, len))
     }
+
+    /// How GPUDirect Storage runs on this machine (`gds` feature): through
+    /// the nvidia-fs driver, or in cuFile's compat mode; or why it cannot.
+    #[cfg(feature = "gds")]
+    pub fn gds_mode(&self) -> Result<String> {
+        crate::gds::mode(&self.shared.ctx)
+    }
+}
+
+/// A driver status as the outcome of queueing a copy.
+fn queued(status: sys::CUresult) -> std::result::Result<Option<Check>, String> {
+    status
+        .result()
+        .map(|()| None)
+        .map_err(|e| driver::describe(&e))
 }
 
 impl Device for CudaDevice {
@@ -137,7 +151,8 @@ impl Device for CudaDevice {
             async_transfers: true,
             // Uploads and downloads run on separate streams.
             ordered_transfers: false,
-            direct_storage: false,
+            // Built with cuFile; `open_direct` says whether it runs here.
+            direct_storage: cfg!(feature = "gds"),
             max_allocation: self.shared.memory,
             host_alignment: page_size(),
         }
@@ -158,6 +173,10 @@ impl Device for CudaDevice {
 
     fn owns(&self, memory: &CudaMemory) -> bool {
         memory.belongs_to(&self.shared.owner)
+    }
+
+    fn allocate_pinned(&self, len: usize) -> Result<swap_api::PinnedAlloc> {
+        crate::host_alloc::allocate(&self.shared.ctx, len)
     }
 
     unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<HostRegistration> {
@@ -182,7 +201,7 @@ impl Device for CudaDevice {
                 // SAFETY: the caller guarantees `dst` holds `dst_offset + len`
                 // bytes and keeps both ranges alive and unaliased until the
                 // ticket is waited.
-                unsafe { sys::cuMemcpyHtoDAsync_v2(to, src.cast(), len, stream) }
+                queued(unsafe { sys::cuMemcpyHtoDAsync_v2(to, src.cast(), len, stream) })
             },
         )
     }
@@ -202,9 +221,42 @@ impl Device for CudaDevice {
             len,
             |stream| {
                 // SAFETY: as in submit_upload, for `src` and the host range at `dst`.
-                unsafe { sys::cuMemcpyDtoHAsync_v2(dst.cast(), from, len, stream) }
+                queued(unsafe { sys::cuMemcpyDtoHAsync_v2(dst.cast(), from, len, stream) })
             },
         )
+    }
+
+    #[cfg(feature = "gds")]
+    fn open_direct(&self, file: &swap_api::SwapFile) -> Result<()> {
+        crate::gds::register(&self.shared.ctx, file).map(drop)
+    }
+
+    /// Reads run on the upload stream, writes on the download stream.
+    #[cfg(feature = "gds")]
+    unsafe fn submit_direct(
+        &self,
+        op: swap_api::IoOp,
+        memory: &CudaMemory,
+        mem_offset: usize,
+        file: &swap_api::SwapFile,
+        file_offset: u64,
+        len: usize,
+    ) -> Result<CudaPending> {
+        let registered = crate::gds::register(&self.shared.ctx, file)?;
+        let stream = match op {
+            swap_api::IoOp::Read => &self.shared.up,
+            swap_api::IoOp::Write => &self.shared.down,
+        };
+        let at = memory.device_ptr() + mem_offset as u64;
+        self.transfer(stream, op.device_direction(), mem_offset, len, |_| {
+            // SAFETY: the caller guarantees `memory` holds `mem_offset + len`
+            // bytes and keeps it alive and untouched until the ticket is
+            // waited, which is after the operation has run.
+            let op = unsafe {
+                crate::gds::FileOp::submit(op, registered, file, at, len, file_offset, stream)
+            }?;
+            Ok(Some(Box::new(move || op.finish()) as Check))
+        })
     }
 }
 

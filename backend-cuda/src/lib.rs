@@ -36,6 +36,9 @@
 
 mod device;
 mod driver;
+#[cfg(feature = "gds")]
+mod gds;
+mod host_alloc;
 mod memory;
 mod pending;
 mod registration;

@@ -32,6 +32,15 @@ impl HostRegistration {
     /// `ptr..ptr + len` is host memory of this process that stays allocated
     /// until the registration is dropped, and is not registered already.
     pub(crate) unsafe fn new(ctx: &Arc<CudaContext>, ptr: NonNull<u8>, len: usize) -> Result<Self> {
+        let this = Self {
+            ptr,
+            len,
+            ctx: Arc::clone(ctx),
+        };
+        if len == 0 {
+            // Nothing to lock (and the driver refuses empty ranges).
+            return Ok(this);
+        }
         ctx.bind_to_thread()
             .map_err(|e| crate::driver::failed("bind context", &e))?;
         // SAFETY: the caller guarantees the range is live host memory.
@@ -43,11 +52,7 @@ impl HostRegistration {
             op: "register host memory (cuMemHostRegister)",
             reason: format!("{len} bytes: {}", describe(&e)),
         })?;
-        Ok(Self {
-            ptr,
-            len,
-            ctx: Arc::clone(ctx),
-        })
+        Ok(this)
     }
 
     /// Bytes registered.
@@ -63,6 +68,9 @@ impl HostRegistration {
 
 impl Drop for HostRegistration {
     fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
         if let Err(e) = self.ctx.bind_to_thread() {
             tracing::error!(backend = BACKEND, error = %describe(&e), "cannot unregister host memory");
             return;

@@ -77,6 +77,11 @@ struct FileArgs {
     /// Submit pieces one at a time (DeepSpeed `single_submit`).
     #[arg(long)]
     single_submit: bool,
+    /// Swap straight between device memory and the file, no host copy
+    /// (DeepSpeed `use_gds`; cuda built with `gds`, and cpu). Where the
+    /// device cannot, the swap says why and goes through pinned memory.
+    #[arg(long)]
+    gds: bool,
     /// Measure reads only (the file is written once first, untimed).
     #[arg(long)]
     read: bool,
@@ -145,11 +150,14 @@ fn open_device(backend: &str) -> anyhow::Result<tensorswap::AnyDevice> {
 
 /// The `"aio"` settings the file options ask for.
 fn aio_config(args: &FileArgs) -> anyhow::Result<AioConfig> {
-    let config = AioConfig::default()
-        .with_block_size(args.block_size)
-        .with_queue_depth(args.queue_depth)
-        .with_parallelism(args.io_parallel)
-        .with_single_submit(args.single_submit);
+    let config = AioConfig {
+        use_gds: args.gds,
+        ..AioConfig::default()
+            .with_block_size(args.block_size)
+            .with_queue_depth(args.queue_depth)
+            .with_parallelism(args.io_parallel)
+            .with_single_submit(args.single_submit)
+    };
     config.validate()?;
     Ok(config)
 }

@@ -44,6 +44,8 @@ struct SwapMeasurement {
     seconds: f64,
     /// bytes / seconds / 10^9.
     gbps: f64,
+    /// How the swapper moved the bytes (pinned, direct, or compat and why).
+    data_path: String,
 }
 
 /// Mixed tensor sizes summing to about `total`: weights 1, 2, 4, ... 64
@@ -132,6 +134,7 @@ pub(crate) fn run(
             size::show(store.pool().slab_size()),
             if store.pool().is_pinned() { "" } else { " (not page-locked)" },
         )?;
+        writeln!(out, "swap data path: {}", swapper.data_path())?;
     }
     // Seconds per loop: swap out, swap in, engine write, engine read. Odd
     // loops run the swap before the engine, even loops after, so drift of
@@ -185,6 +188,7 @@ pub(crate) fn run(
             bytes,
             seconds: s,
             gbps: bytes as f64 / s / 1e9,
+            data_path: swapper.data_path().to_string(),
         })
         .collect();
     if json {

@@ -66,6 +66,65 @@ impl fmt::Display for DeviceInfo {
     }
 }
 
+/// Page-locked host memory a backend allocated itself
+/// ([`Device::allocate_pinned`]); freed when dropped.
+pub struct PinnedAlloc {
+    ptr: NonNull<u8>,
+    len: usize,
+    // Frees the memory when dropped.
+    _owner: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl PinnedAlloc {
+    /// Wraps `len` bytes at `ptr`, freed when `owner` drops.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` initialised bytes,
+    /// used by nobody else, until `owner` is dropped; dropping `owner`
+    /// frees it.
+    pub unsafe fn new(
+        ptr: NonNull<u8>,
+        len: usize,
+        owner: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Self {
+        Self {
+            ptr,
+            len,
+            _owner: owner,
+        }
+    }
+
+    /// Start of the memory.
+    pub fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the allocation holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Debug for PinnedAlloc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinnedAlloc")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the allocation is owned uniquely, like a Box<[u8]>; the owner is
+// Send + Sync and only frees the memory.
+unsafe impl Send for PinnedAlloc {}
+// SAFETY: as above; &PinnedAlloc hands out only the address.
+unsafe impl Sync for PinnedAlloc {}
+
 /// A backend's in-flight operation.
 ///
 /// # Contract
@@ -166,6 +225,20 @@ pub trait Device: Send + Sync + 'static {
         dst: *mut u8,
         len: usize,
     ) -> Result<Self::Pending>;
+
+    /// Allocates `len` bytes of page-locked host memory with the backend's
+    /// own allocator (CUDA: `cuMemHostAlloc`, not write-combined), at least
+    /// page-aligned and zero-filled (pools hand slabs out as initialised
+    /// bytes). Pools fall back to it when
+    /// [`Device::register_host`] refuses their memory. The default is
+    /// [`Error::Unsupported`].
+    fn allocate_pinned(&self, len: usize) -> Result<PinnedAlloc> {
+        let _ = len;
+        Err(Error::Unsupported {
+            backend: self.info().backend,
+            what: "allocating page-locked host memory itself".into(),
+        })
+    }
 
     /// Prepares `file` for direct storage ([`Device::submit_direct`]): opens
     /// the driver and registers the file, once; later calls are cheap.

@@ -5,7 +5,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{
-    Capabilities, Device, DeviceInfo, Direction, Error, IoOp, PendingOp, Result, SwapFile,
+    Capabilities, Device, DeviceInfo, Direction, Error, IoOp, PendingOp, PinnedAlloc, Result,
+    SwapFile,
 };
 
 /// When an injected transfer fault shows.
@@ -37,6 +38,7 @@ pub struct FaultyDevice<D> {
     fail_transfer_at: AtomicU64,
     // true: the armed transfer fails at completion; false: at submission.
     fail_transfer_at_completion: AtomicBool,
+    refuse_registration: AtomicBool,
 }
 
 impl<D: Device> FaultyDevice<D> {
@@ -49,6 +51,7 @@ impl<D: Device> FaultyDevice<D> {
             fail_allocation_at: AtomicU64::new(0),
             fail_transfer_at: AtomicU64::new(0),
             fail_transfer_at_completion: AtomicBool::new(false),
+            refuse_registration: AtomicBool::new(false),
         }
     }
 
@@ -61,6 +64,12 @@ impl<D: Device> FaultyDevice<D> {
     pub fn fail_allocation(&self, nth: u64) {
         let at = self.allocations.load(Ordering::SeqCst) + nth.max(1);
         self.fail_allocation_at.store(at, Ordering::SeqCst);
+    }
+
+    /// Makes every [`Device::register_host`] from now fail (or succeed
+    /// again), as CUDA's does where `cuMemHostRegister` is refused.
+    pub fn refuse_registration(&self, refuse: bool) {
+        self.refuse_registration.store(refuse, Ordering::SeqCst);
     }
 
     /// Makes the `nth` transfer from now (uploads and downloads counted
@@ -179,6 +188,13 @@ impl<D: Device> Device for FaultyDevice<D> {
     }
 
     unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<Self::Registration> {
+        if self.refuse_registration.load(Ordering::SeqCst) {
+            return Err(Error::Device {
+                backend: self.inner.info().backend,
+                op: "register host memory",
+                reason: format!("injected fault ({len} bytes)"),
+            });
+        }
         // SAFETY: forwarded unchanged; our caller upholds the same contract.
         unsafe { self.inner.register_host(ptr, len) }
     }
@@ -207,6 +223,10 @@ impl<D: Device> Device for FaultyDevice<D> {
             // SAFETY: forwarded unchanged; our caller upholds the same contract.
             unsafe { self.inner.submit_download(src, src_offset, dst, len) }
         })
+    }
+
+    fn allocate_pinned(&self, len: usize) -> Result<PinnedAlloc> {
+        self.inner.allocate_pinned(len)
     }
 
     fn open_direct(&self, file: &SwapFile) -> Result<()> {

@@ -48,7 +48,7 @@ mod transfer;
 
 pub use buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
 pub use config::AioConfig;
-pub use device::{Capabilities, Device, DeviceInfo, PendingOp};
+pub use device::{Capabilities, Device, DeviceInfo, PendingOp, PinnedAlloc};
 pub use error::{check_range, Direction, Error, IoOp, Result};
 pub use ext::DeviceExt;
 pub use faulty::{FaultStage, FaultyDevice, FaultyPending};

@@ -6,6 +6,7 @@ mod errors;
 mod faults;
 mod io;
 mod lifecycle;
+mod pinned;
 mod roundtrip;
 
 pub use concurrency::{
@@ -15,6 +16,7 @@ pub use direct::{direct_errors, direct_roundtrip};
 pub use errors::{beyond_capacity, foreign_memory, out_of_range, zero_length};
 pub use faults::{allocation_fault, download_fault, fault_hits_only_its_target, upload_fault};
 pub use lifecycle::{drop_and_forget_tickets, drop_device_in_flight};
+pub use pinned::refused_registration;
 pub use roundtrip::{edge_sizes, host_buffer_kinds, random_sizes, typed_views};
 
 use swap_api::Device;
@@ -57,6 +59,7 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         faults::fault_hits_only_its_target,
         lifecycle::drop_device_in_flight,
         lifecycle::drop_and_forget_tickets,
+        pinned::refused_registration,
         direct::direct_roundtrip,
         direct::direct_errors,
         swapper::mixed_sizes,

@@ -4,14 +4,17 @@ use std::any::Any;
 use std::ptr::NonNull;
 
 use crate::sys::aligned::AlignedAlloc;
+use crate::PinnedAlloc;
 
 /// One aligned allocation, optionally locked or registered with a device.
 pub(crate) struct Arena {
-    // Dropped before `alloc` (field order): a registration must never outlive
-    // the memory it covers.
+    // Dropped before `memory` (field order): a registration must never
+    // outlive the memory it covers.
     registration: Option<Box<dyn Any + Send + Sync>>,
     base: NonNull<u8>,
-    alloc: AlignedAlloc,
+    len: usize,
+    /// Owns the bytes: an `AlignedAlloc`, or a device's `PinnedAlloc`.
+    _memory: Box<dyn Any + Send + Sync>,
 }
 
 // SAFETY: the arena owns its allocation; `base` is only handed out as raw
@@ -26,7 +29,18 @@ impl Arena {
         Self {
             registration: None,
             base,
-            alloc,
+            len: alloc.len(),
+            _memory: Box::new(alloc),
+        }
+    }
+
+    /// An arena in memory a device allocated page-locked.
+    pub(crate) fn pinned(alloc: PinnedAlloc) -> Self {
+        Self {
+            registration: None,
+            base: alloc.ptr(),
+            len: alloc.len(),
+            _memory: Box::new(alloc),
         }
     }
 
@@ -35,7 +49,7 @@ impl Arena {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.alloc.len()
+        self.len
     }
 
     /// Attaches what pins the memory; dropped before the memory is freed.

@@ -120,32 +120,49 @@ impl PinnedPoolBuilder {
 
     /// Allocates the arena and locks it (`mlock`) as the policy says.
     pub fn build(self) -> Result<PinnedPool> {
-        self.pin(|arena| {
-            // SAFETY: the guard is stored in the arena and dropped before the memory.
-            let guard = unsafe { Locked::new(arena.base().as_ptr(), arena.len())? };
-            Ok((Box::new(guard), true))
-        })
+        self.pin(
+            |arena| {
+                // SAFETY: the guard is stored in the arena and dropped before the memory.
+                let guard = unsafe { Locked::new(arena.base().as_ptr(), arena.len())? };
+                Ok((Box::new(guard), true))
+            },
+            |_| {
+                Err(Error::Unsupported {
+                    backend: "pool",
+                    what: "page-locked memory other than mlock".into(),
+                })
+            },
+        )
     }
 
     /// Allocates the arena and registers it with `device` (which pins it
     /// the way the backend does: `mlock`, `cuMemHostRegister`, ...), so slabs
-    /// transfer at full speed.
+    /// transfer at full speed. Where the device refuses, the arena is
+    /// allocated by the device instead ([`Device::allocate_pinned`]), where
+    /// it can.
     pub fn build_for<D: Device>(self, device: &D) -> Result<PinnedPool> {
-        self.pin(|arena| {
-            // SAFETY: the registration is stored in the arena, which drops it
-            // before freeing the memory, so the range outlives it.
-            let registration = unsafe { device.register_host(arena.base(), arena.len())? };
-            Ok((Box::new(registration), device.capabilities().pinned_host))
-        })
+        let locked = device.capabilities().pinned_host;
+        self.pin(
+            |arena| {
+                // SAFETY: the registration is stored in the arena, which drops it
+                // before freeing the memory, so the range outlives it.
+                let registration = unsafe { device.register_host(arena.base(), arena.len())? };
+                Ok((Box::new(registration), locked))
+            },
+            |bytes| Ok((Arena::pinned(device.allocate_pinned(bytes)?), locked)),
+        )
     }
 
     /// Allocates the arena and, where the budget and policy allow, pins it
     /// with `register` (which returns the registration and whether the
-    /// memory is now page-locked). Under `Pinning::Auto` a refusal leaves the
-    /// pool unlocked with a warning.
+    /// memory is now page-locked); when that is refused, `replace` may
+    /// allocate a page-locked arena of the same size instead. Under
+    /// `Pinning::Auto` a refusal of both leaves the pool unlocked with a
+    /// warning.
     fn pin(
         self,
         register: impl FnOnce(&Arena) -> Result<(Box<dyn std::any::Any + Send + Sync>, bool)>,
+        replace: impl FnOnce(usize) -> Result<(Arena, bool)>,
     ) -> Result<PinnedPool> {
         let (mut arena, bytes) = self.allocate()?;
         let mut pinned = false;
@@ -155,13 +172,33 @@ impl PinnedPoolBuilder {
                     arena.set_registration(registration);
                     pinned = locked;
                 }
-                Err(err) if self.pinning == Pinning::Auto => {
-                    tracing::warn!(%err, "pinned pool runs unlocked");
-                }
-                Err(err) => return Err(err),
+                Err(err) => match replace(bytes).and_then(|r| self.aligned(r)) {
+                    Ok((replacement, locked)) => {
+                        tracing::warn!(%err, "the pool's memory could not be registered; using page-locked memory the device allocated");
+                        arena = replacement;
+                        pinned = locked;
+                    }
+                    Err(_) if self.pinning == Pinning::Auto => {
+                        tracing::warn!(%err, "pinned pool runs unlocked");
+                    }
+                    Err(_) => return Err(err),
+                },
             }
         }
         Ok(self.finish(arena, pinned))
+    }
+
+    /// Refuses a replacement arena that is not aligned as the pool must be.
+    fn aligned(&self, (arena, locked): (Arena, bool)) -> Result<(Arena, bool)> {
+        let align = self.alignment.max(page_size());
+        if arena.base().as_ptr() as usize % align == 0 {
+            Ok((arena, locked))
+        } else {
+            Err(Error::HostAlloc {
+                len: arena.len(),
+                align,
+            })
+        }
     }
 
     fn allocate(&self) -> Result<(Arena, usize)> {

@@ -1,6 +1,7 @@
 //! One swap file: its descriptors (buffered and, where supported, direct),
 //! its checksum log, and its removal on drop.
 
+use std::any::Any;
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
@@ -8,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::checksum::ChecksumLog;
 use super::dir::DirInner;
@@ -34,6 +35,8 @@ struct FileInner {
     buffered: File,
     direct: Option<File>,
     checksums: ChecksumLog,
+    /// Backends' per-file state ([`SwapFile::attachment`]).
+    attachments: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl SwapFile {
@@ -70,6 +73,7 @@ impl SwapFile {
                 buffered,
                 direct,
                 checksums: ChecksumLog::default(),
+                attachments: Mutex::default(),
             }),
         })
     }
@@ -141,6 +145,34 @@ impl SwapFile {
         }
     }
 
+    /// A backend's state for this file (a GPUDirect Storage registration of
+    /// its descriptor, say): the one of type `T` already attached, or the
+    /// one `init` makes, attached from now on. Attachments are dropped with
+    /// the file, before its descriptors close.
+    ///
+    /// `init` runs at most once per type; concurrent callers wait for it.
+    /// Its error is returned and nothing is attached, so a later call tries
+    /// again.
+    pub fn attachment<T: Any + Send + Sync>(
+        &self,
+        init: impl FnOnce(&SwapFile) -> Result<T>,
+    ) -> Result<Arc<T>> {
+        let mut attached = self
+            .inner
+            .attachments
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = attached
+            .iter()
+            .find_map(|a| Arc::clone(a).downcast::<T>().ok())
+        {
+            return Ok(found);
+        }
+        let made = Arc::new(init(self)?);
+        attached.push(Arc::clone(&made) as Arc<dyn Any + Send + Sync>);
+        Ok(made)
+    }
+
     /// Direct-I/O alignment (memory, offset) when the file uses direct I/O.
     pub(crate) fn dio_align(&self) -> Option<(usize, usize)> {
         self.inner.direct.as_ref()?;
@@ -167,6 +199,11 @@ impl SwapFile {
 
 impl Drop for FileInner {
     fn drop(&mut self) {
+        // Attachments may refer to the descriptors, which close after this.
+        self.attachments
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         if self.dir.keep.load(Ordering::Relaxed) {
             return;
         }
@@ -187,5 +224,66 @@ fn same_file(a: &File, b: &File) -> io::Result<()> {
         Err(io::Error::other(
             "the file was replaced while it was being opened",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::SwapDir;
+
+    /// Records, when dropped, whether the descriptor it watches was still open.
+    struct Watch {
+        fd: RawFd,
+        open_at_drop: Arc<AtomicBool>,
+    }
+
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            // SAFETY: F_GETFD only queries the descriptor table.
+            let open = unsafe { libc::fcntl(self.fd, libc::F_GETFD) } != -1;
+            self.open_at_drop.store(open, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn an_attachment_is_made_once_retried_after_an_error_and_dropped_before_the_descriptors_close()
+    {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = SwapDir::create(parent.path()).unwrap();
+        let file = dir.create_file().unwrap();
+
+        let refused = file.attachment::<Watch>(|_| {
+            Err(Error::Config {
+                reason: "no".into(),
+            })
+        });
+        assert!(matches!(refused, Err(Error::Config { .. })));
+
+        let open_at_drop = Arc::new(AtomicBool::new(false));
+        let make = |f: &SwapFile| {
+            Ok(Watch {
+                fd: f.descriptor(true).as_raw_fd(),
+                open_at_drop: Arc::clone(&open_at_drop),
+            })
+        };
+        let first = file.attachment(make).unwrap();
+        let again = file
+            .clone()
+            .attachment::<Watch>(|_| panic!("made twice"))
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        // Another type gets its own slot.
+        assert_eq!(*file.attachment(|_| Ok(7u32)).unwrap(), 7);
+
+        drop((first, again));
+        assert!(!open_at_drop.load(Ordering::SeqCst), "dropped early");
+        drop(file);
+        assert!(
+            open_at_drop.load(Ordering::SeqCst),
+            "descriptor closed first"
+        );
     }
 }
