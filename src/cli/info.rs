@@ -62,6 +62,17 @@ pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
             for device in &devices {
                 writeln!(out, "  {device}")?;
             }
+            #[cfg(feature = "gds")]
+            if !devices.is_empty() {
+                let mode = tensorswap::cuda::CudaDevice::open().and_then(|d| d.gds_mode());
+                match mode {
+                    Ok(mode) => writeln!(out, "  GPUDirect Storage: {mode}")?,
+                    Err(error) => writeln!(
+                        out,
+                        "  GPUDirect Storage: unavailable ({error}); `use_gds` swaps through pinned memory"
+                    )?,
+                }
+            }
         }
         Err(error) => writeln!(out, "cuda devices: none: {error}")?,
     }
