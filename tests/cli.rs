@@ -109,7 +109,10 @@ fn bench_table_shows_ratios_to_memcpy() {
 #[test]
 fn bad_arguments_are_errors_that_say_what_to_change() {
     for (args, expected) in [
-        (&["bench", "--backend", "nope"][..], "backend \"nope\" in this build"),
+        (
+            &["bench", "--backend", "nope"][..],
+            "backend \"nope\" in this build",
+        ),
         (
             &["bench", "--only", "device", "--min-size", "0"][..],
             "--min-size",
