@@ -71,30 +71,23 @@ impl FileOp {
             memory as *mut std::ffi::c_void,
             stream.cu_stream() as sys::CUstream,
         );
+        let queue = match op {
+            IoOp::Read => result::read_async,
+            IoOp::Write => result::write_async,
+        };
         // SAFETY: the handle is registered; the parameters live in a box
         // owned by the returned FileOp, which outlives the operation (its
         // drop synchronises the stream); the memory is the caller's promise.
         let queued = unsafe {
-            match op {
-                IoOp::Read => result::read_async(
-                    handle,
-                    base,
-                    &p.size,
-                    &p.file_offset,
-                    &p.buf_offset,
-                    &mut p.done,
-                    cu_stream,
-                ),
-                IoOp::Write => result::write_async(
-                    handle,
-                    base,
-                    &p.size,
-                    &p.file_offset,
-                    &p.buf_offset,
-                    &mut p.done,
-                    cu_stream,
-                ),
-            }
+            queue(
+                handle,
+                base,
+                &p.size,
+                &p.file_offset,
+                &p.buf_offset,
+                &mut p.done,
+                cu_stream,
+            )
         };
         queued.map_err(|e| format!("cuFile {op} could not be queued: {e:?}"))?;
         this.finished = false;
