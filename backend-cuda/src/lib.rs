@@ -16,8 +16,15 @@
 //!   its copy, created with `CU_EVENT_BLOCKING_SYNC` so that waiting sleeps.
 //!   Nothing synchronises except a waited ticket.
 //!
-//! **Status** (issue 6): the device is implemented but has not run on a GPU
-//! yet, and GPUDirect Storage is not built; see the README's feature table.
+//! - Where `cuMemHostRegister` refuses a pool's memory, the pool takes
+//!   portable `cuMemHostAlloc` memory instead (not write-combined).
+//! - With the `gds` feature, swap files are read into and written from
+//!   device memory by cuFile (GPUDirect Storage), stream-ordered; without
+//!   libcufile this is `Unavailable` with the fix, and swappers fall back to
+//!   pinned memory.
+//!
+//! **Status** (issue 6): written and built everywhere, but not yet run on
+//! a GPU; see the README's feature table.
 //!
 //! ```no_run
 //! use backend_cuda::CudaDevice;
