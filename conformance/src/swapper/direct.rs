@@ -5,6 +5,7 @@
 use swap_api::swapper::{DataPath, TensorState};
 use swap_api::{Device, DirOptions, Error, FaultStage};
 
+use super::faults::{expect_state, swap_error};
 use super::roundtrip::roundtrip_all;
 use super::{rig_with, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -63,15 +64,12 @@ pub fn gds_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
         let s = &rig.swapper;
         rig.put(1, &pattern(1, LEN))?;
         s.device().fail_transfer(1, stage);
-        let failed = s.swap_out(&[1])?.wait();
+        let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out with a failing transfer")?;
         check!(
-            matches!(&failed, Err(Error::Swap { id: 1, source, .. }) if matches!(**source, Error::Transfer { .. })),
-            "swap_out with a failing transfer gave {failed:?}"
+            matches!(*source, Error::Transfer { .. }),
+            "the failed swap-out surfaced as {source}"
         );
-        check!(
-            s.status(1)?.state == TensorState::Resident,
-            "tensor left resident state after a failed swap-out"
-        );
+        expect_state(&rig, TensorState::Resident, "after the failed swap-out")?;
         expect_bytes(
             "bytes after the failed swap-out",
             &rig.bytes(1)?,
@@ -79,15 +77,8 @@ pub fn gds_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
         )?;
         s.swap_out(&[1])?.wait()?;
         s.device().fail_transfer(1, stage);
-        let failed = s.swap_in(&[1])?.wait();
-        check!(
-            matches!(&failed, Err(Error::Swap { id: 1, .. })),
-            "swap_in with a failing transfer gave {failed:?}"
-        );
-        check!(
-            s.status(1)?.state == TensorState::Stored,
-            "tensor left stored state after a failed swap-in"
-        );
+        swap_error(s.swap_in(&[1])?.wait(), "swap_in with a failing transfer")?;
+        expect_state(&rig, TensorState::Stored, "after the failed swap-in")?;
         s.swap_in(&[1])?.wait()?;
         expect_bytes(
             "bytes after the retried swap-in",

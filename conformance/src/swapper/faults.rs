@@ -12,7 +12,10 @@ use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
 const LEN: usize = 2 * SLAB + 300;
 
 /// The `Swap` error of a ticket or `get`, with its source.
-fn swap_error(result: Result<(), Error>, what: &str) -> Result<std::sync::Arc<Error>, CaseError> {
+pub(super) fn swap_error(
+    result: Result<(), Error>,
+    what: &str,
+) -> Result<std::sync::Arc<Error>, CaseError> {
     match result {
         Err(Error::Swap { id: 1, source, .. }) => Ok(source),
         other => Err(CaseError(format!(
@@ -21,7 +24,7 @@ fn swap_error(result: Result<(), Error>, what: &str) -> Result<std::sync::Arc<Er
     }
 }
 
-fn expect_state<D: Device>(rig: &Rig<D>, state: TensorState, what: &str) -> Outcome {
+pub(super) fn expect_state<D: Device>(rig: &Rig<D>, state: TensorState, what: &str) -> Outcome {
     let status = rig.swapper.status(1)?;
     check!(
         status.state == state,
