@@ -30,7 +30,7 @@ pub fn open(name: &str) -> Result<AnyDevice> {
         #[cfg(feature = "cuda")]
         "cuda" => backend_cuda::CudaDevice::open().map(AnyDevice::Cuda),
         other => Err(Error::Unsupported {
-            backend: "tensorswap",
+            component: "open",
             what: format!(
                 "backend {other:?} in this build (compiled in: {}; the cargo features \
                  `cpu`, `wgpu` and `cuda` select backends)",
@@ -90,7 +90,7 @@ pub fn open_best() -> Result<Selection> {
                 .map(|(b, e)| format!("{b}: {e}"))
                 .collect();
             Err(Error::Unavailable {
-                backend: "tensorswap",
+                component: "device",
                 reason: format!(
                     "no compiled-in backend can run here ({})",
                     reasons.join("; ")
@@ -141,7 +141,7 @@ fn software_adapter(device: &AnyDevice) -> Option<Error> {
         let adapter = dev.adapter_info();
         if adapter.device_type == backend_wgpu::wgpu::DeviceType::Cpu {
             return Some(Error::Unavailable {
-                backend: backend_wgpu::BACKEND,
+                component: backend_wgpu::BACKEND,
                 reason: format!(
                     "{} is a software adapter (its device memory is host memory); \
                      choose it by name (`--backend wgpu`) to use it anyway",
@@ -160,7 +160,7 @@ mod tests {
 
     fn gone(backend: &'static str) -> Error {
         Error::Unavailable {
-            backend,
+            component: backend,
             reason: "not here".into(),
         }
     }

@@ -57,7 +57,7 @@ fn decide_pinning(policy: Pinning, limit: &MemlockLimit) -> Result<bool> {
         (Pinning::Off, _) => Ok(false),
         (_, true) => Ok(true),
         (Pinning::Required, false) => Err(Error::Unavailable {
-            backend: BACKEND,
+            component: BACKEND,
             reason: format!(
                 "pinning required but this process may not lock memory without a limit ({limit}); \
                  run with CAP_IPC_LOCK, raise `ulimit -l`, or use Pinning::Auto"

@@ -1,16 +1,20 @@
 //! The copy thread: runs transfers (copies, and file reads and writes of
 //! device memory) in submission order, off the caller's thread.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::ptr::NonNull;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
-use swap_api::{Error, IoOp, PendingOp, Result, SwapFile};
+use swap_api::storage::IoRequest;
+use swap_api::sync::{Latch, LatchPending, WorkerThread};
+use swap_api::{Error, IoOp, Result, SwapFile, ThreadEngine};
 
-use crate::file_io;
 use crate::BACKEND;
+
+/// The ticket of one CPU transfer.
+pub type CpuPending = LatchPending;
 
 /// A raw pointer that may cross to the copy thread.
 struct SendPtr(*mut u8);
@@ -40,7 +44,7 @@ enum Work {
 
 struct Job {
     work: Work,
-    done: Arc<Completion>,
+    done: Arc<Latch>,
 }
 
 impl Work {
@@ -62,88 +66,44 @@ impl Work {
                 mem,
                 len,
             } => {
+                let request = IoRequest {
+                    op,
+                    file,
+                    offset,
+                    buf: NonNull::new(mem.0).unwrap_or(NonNull::dangling()),
+                    len,
+                    truncate: false,
+                };
                 // SAFETY: per the Device contract (see SendPtr) the memory is
                 // live for `len` bytes and owned by this operation.
-                unsafe { file_io::transfer(op, &file, offset, mem.0, len) }
+                unsafe { ThreadEngine::run_blocking(request) }
             }
         }
-    }
-}
-
-/// How a job ended: `None` until it has.
-#[derive(Debug, Default)]
-struct Completion {
-    finished: AtomicBool,
-    outcome: Mutex<Option<Result<()>>>,
-    signal: Condvar,
-}
-
-impl Completion {
-    fn finish(&self, outcome: Result<()>) {
-        let mut slot = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
-        *slot = Some(outcome);
-        self.finished.store(true, Ordering::Release);
-        self.signal.notify_all();
-    }
-
-    fn wait(&self) -> Result<()> {
-        let mut slot = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(outcome) = slot.take() {
-                return outcome;
-            }
-            slot = self
-                .signal
-                .wait(slot)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
-/// The ticket of one CPU transfer.
-#[derive(Debug)]
-pub struct CpuPending(Arc<Completion>);
-
-impl PendingOp for CpuPending {
-    fn is_complete(&self) -> bool {
-        self.0.finished.load(Ordering::Acquire)
-    }
-
-    fn wait(self) -> Result<()> {
-        self.0.wait()
     }
 }
 
 /// Owns the copy thread; dropping it lets the thread finish the queued jobs
 /// and joins it.
 #[derive(Debug)]
-pub(crate) struct Copier {
-    queue: Option<Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub(crate) struct Copier(WorkerThread<Job>);
 
 impl Copier {
     pub(crate) fn start(latency: Duration) -> Result<Self> {
-        let (queue, jobs) = mpsc::channel::<Job>();
-        let thread = thread::Builder::new()
-            .name("tensorswap-cpu-copy".into())
-            .spawn(move || {
+        let thread =
+            WorkerThread::spawn("tensorswap-cpu-copy".into(), move |jobs: Receiver<Job>| {
                 for job in jobs {
                     if !latency.is_zero() {
                         thread::sleep(latency);
                     }
-                    job.done.finish(job.work.run());
+                    job.done.close(job.work.run());
                 }
             })
             .map_err(|e| Error::Device {
-                backend: BACKEND,
+                component: BACKEND,
                 op: "start copy thread",
                 reason: e.to_string(),
             })?;
-        Ok(Self {
-            queue: Some(queue),
-            thread: Some(thread),
-        })
+        Ok(Self(thread))
     }
 
     /// Queues a copy of `len` bytes from `src` to `dst`.
@@ -188,32 +148,16 @@ impl Copier {
     }
 
     fn enqueue(&self, work: Work) -> Result<CpuPending> {
-        let done = Arc::new(Completion::default());
+        let done = Latch::new(1);
         let job = Job {
             work,
             done: Arc::clone(&done),
         };
-        let stopped = || Error::Device {
-            backend: BACKEND,
+        self.0.send(job).map_err(|_| Error::Device {
+            component: BACKEND,
             op: "submit transfer",
             reason: "the copy thread has stopped".into(),
-        };
-        self.queue
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(job)
-            .map_err(|_| stopped())?;
-        Ok(CpuPending(done))
-    }
-}
-
-impl Drop for Copier {
-    fn drop(&mut self) {
-        drop(self.queue.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the cpu copy thread panicked");
-            }
-        }
+        })?;
+        Ok(LatchPending::new(done))
     }
 }

@@ -128,7 +128,7 @@ impl Device for CpuDevice {
     fn allocate_pinned(&self, len: usize) -> Result<PinnedAlloc> {
         if !self.shared.pinned {
             return Err(Error::Unsupported {
-                backend: BACKEND,
+                component: BACKEND,
                 what: "page-locked memory on a device opened with pinning off".into(),
             });
         }

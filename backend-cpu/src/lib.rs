@@ -27,7 +27,6 @@
 mod builder;
 mod copier;
 mod device;
-mod file_io;
 mod memory;
 
 pub use builder::CpuDeviceBuilder;

@@ -43,12 +43,12 @@ impl CudaDevice {
         let count = driver::device_count()?;
         if ordinal >= count {
             return Err(Error::Unavailable {
-                backend: BACKEND,
+                component: BACKEND,
                 reason: format!("no CUDA device {ordinal}: this machine has {count}"),
             });
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| Error::Unavailable {
-            backend: BACKEND,
+            component: BACKEND,
             reason: format!("opening device {ordinal}: {}", driver::describe(&e)),
         })?;
         Self::from_context(ctx)

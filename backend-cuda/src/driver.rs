@@ -26,7 +26,7 @@ pub(crate) fn load() -> Result<()> {
         result::init().map_err(|e| format!("cuInit failed: {}", describe(&e)))
     });
     outcome.clone().map_err(|reason| Error::Unavailable {
-        backend: BACKEND,
+        component: BACKEND,
         reason,
     })
 }
@@ -49,7 +49,7 @@ pub(crate) fn describe(error: &DriverError) -> String {
 /// A driver call other than a transfer failed.
 pub(crate) fn failed(op: &'static str, error: &DriverError) -> Error {
     Error::Device {
-        backend: BACKEND,
+        component: BACKEND,
         op,
         reason: describe(error),
     }

@@ -32,7 +32,7 @@ pub(crate) fn allocate(ctx: &Arc<CudaContext>, len: usize) -> Result<PinnedAlloc
     let status =
         unsafe { sys::cuMemHostAlloc(&mut raw, len.max(1), sys::CU_MEMHOSTALLOC_PORTABLE) };
     status.result().map_err(|e| Error::Device {
-        backend: BACKEND,
+        component: BACKEND,
         op: "allocate page-locked host memory (cuMemHostAlloc)",
         reason: format!("{len} bytes: {}", describe(&e)),
     })?;

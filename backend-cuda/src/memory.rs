@@ -100,7 +100,7 @@ fn alloc_error(ctx: &CudaContext, len: usize, error: &DriverError) -> Error {
         }
     } else {
         Error::Device {
-            backend: BACKEND,
+            component: BACKEND,
             op: "allocate",
             reason: format!("{len} bytes: {}", describe(error)),
         }

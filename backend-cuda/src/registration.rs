@@ -48,7 +48,7 @@ impl HostRegistration {
             sys::cuMemHostRegister_v2(ptr.as_ptr().cast(), len, sys::CU_MEMHOSTREGISTER_PORTABLE)
         };
         status.result().map_err(|e| Error::Device {
-            backend: BACKEND,
+            component: BACKEND,
             op: "register host memory (cuMemHostRegister)",
             reason: format!("{len} bytes: {}", describe(&e)),
         })?;

@@ -87,7 +87,7 @@ pub(crate) fn select(wanted: &Wanted) -> Result<wgpu::Adapter> {
             .into_iter()
             .find(|a| a.get_info().name.to_lowercase().contains(&needle))
             .ok_or_else(|| Error::Unavailable {
-                backend: BACKEND,
+                component: BACKEND,
                 reason: format!(
                     "no adapter of backends {backends:?} has a name containing {name:?} \
                      (WGPU_ADAPTER_NAME); there are: {names:?}"
@@ -102,7 +102,7 @@ pub(crate) fn select(wanted: &Wanted) -> Result<wgpu::Adapter> {
         ..Default::default()
     };
     pollster::block_on(instance.request_adapter(&options)).map_err(|error| Error::Unavailable {
-        backend: BACKEND,
+        component: BACKEND,
         reason: format!(
             "no adapter for backends {backends:?}: {error}; on a machine without a GPU, \
              `apt-get install mesa-vulkan-drivers libvulkan1` provides lavapipe (software Vulkan)"

@@ -116,7 +116,7 @@ impl WgpuDeviceBuilder {
         };
         let (device, queue) =
             pollster::block_on(adapter.request_device(&desc)).map_err(|e| Error::Unavailable {
-                backend: BACKEND,
+                component: BACKEND,
                 reason: format!(
                     "opening a device on {} ({:?}): {e}",
                     info.name, info.backend

@@ -7,9 +7,11 @@ use swap_api::sys::page_size;
 use swap_api::{Capabilities, Device, DeviceInfo, Direction, Result};
 
 use crate::memory::{Owner, WgpuMemory};
-use crate::ticket::{Ticket, WgpuPending};
+use swap_api::sync::{Latch, LatchPending};
+
 use crate::window::ALIGN;
 use crate::worker::{HostPtr, Job, Staging, Transfer, Transfers};
+use crate::WgpuPending;
 use crate::{WgpuDeviceBuilder, BACKEND};
 
 /// A wgpu device; see the [crate docs](crate).
@@ -103,7 +105,7 @@ impl WgpuDevice {
         memory: &WgpuMemory,
         offset: usize,
     ) -> Result<WgpuPending> {
-        let ticket = Ticket::new();
+        let ticket = Latch::new(1);
         self.shared.transfers.submit(Job {
             host: HostPtr(host),
             buffer: memory.buffer().clone(),
@@ -114,7 +116,7 @@ impl WgpuDevice {
                 ticket: Arc::clone(&ticket),
             }),
         })?;
-        Ok(WgpuPending(ticket))
+        Ok(LatchPending::new(ticket))
     }
 }
 

@@ -49,7 +49,6 @@ mod device;
 mod memory;
 mod scope;
 mod staging;
-mod ticket;
 mod window;
 mod worker;
 
@@ -57,7 +56,8 @@ pub use adapter::{adapters, AdapterSummary};
 pub use builder::WgpuDeviceBuilder;
 pub use device::WgpuDevice;
 pub use memory::WgpuMemory;
-pub use ticket::WgpuPending;
+/// An in-flight wgpu transfer; see [`swap_api::PendingOp`].
+pub type WgpuPending = swap_api::sync::LatchPending;
 pub use wgpu;
 
 /// The backend's name in errors, reports and `TENSORSWAP_REQUIRE`.

@@ -66,7 +66,7 @@ impl WgpuMemory {
                 available: None,
             }),
             Some(error) => Err(Error::Device {
-                backend: BACKEND,
+                component: BACKEND,
                 op: "allocate",
                 reason: error.to_string(),
             }),

@@ -6,7 +6,7 @@
 //! `buffers` pieces per direction in flight and blocks in
 //! `wgpu::Device::poll` (inside the driver, no spinning) for the oldest one
 //! when it needs a staging buffer back or has nothing else to do. Callers
-//! wait on their [`Ticket`], never on the GPU.
+//! wait on their [`Latch`], never on the GPU.
 //!
 //! The GPU only ever touches device and staging buffers; host memory is read
 //! (uploads) or written (downloads) by this thread alone, so a piece that
@@ -14,16 +14,15 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use swap_api::sync::{Latch, WorkerThread};
 use swap_api::{Direction, Error, Result};
 
 use crate::scope::captured;
 use crate::staging::{Lane, MapState, Ring, Slot};
-use crate::ticket::Ticket;
 use crate::window::{Piece, Window};
 use crate::BACKEND;
 
@@ -64,7 +63,7 @@ pub(crate) struct Transfer {
     /// Offset in the device buffer.
     pub(crate) offset: usize,
     pub(crate) len: usize,
-    pub(crate) ticket: Arc<Ticket>,
+    pub(crate) ticket: Arc<Latch>,
 }
 
 impl Transfer {
@@ -81,7 +80,7 @@ impl Transfer {
     /// Closes one piece (or the starting phase) of the transfer.
     fn close(&self, failure: Option<String>) {
         self.ticket
-            .closed(failure.map_or(Ok(()), |reason| Err(self.error(reason))));
+            .close(failure.map_or(Ok(()), |reason| Err(self.error(reason))));
     }
 }
 
@@ -98,10 +97,7 @@ impl Drop for Transfer {
 /// Owns the transfer thread; dropping it lets the thread finish every queued
 /// transfer and joins it.
 #[derive(Debug)]
-pub(crate) struct Transfers {
-    jobs: Option<Sender<Job>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub(crate) struct Transfers(WorkerThread<Job>);
 
 impl Transfers {
     pub(crate) fn start(
@@ -109,7 +105,6 @@ impl Transfers {
         queue: wgpu::Queue,
         staging: Staging,
     ) -> Result<Self> {
-        let (jobs, inbox) = mpsc::channel();
         let worker = Worker {
             up: Ring::new(Lane::Up, staging.chunk, staging.buffers),
             down: Ring::new(Lane::Down, staging.chunk, staging.buffers),
@@ -120,43 +115,22 @@ impl Transfers {
             edges: None,
             broken: None,
         };
-        let thread = thread::Builder::new()
-            .name("tensorswap-wgpu".into())
-            .spawn(move || worker.run(inbox))
+        WorkerThread::spawn("tensorswap-wgpu".into(), move |inbox| worker.run(inbox))
+            .map(Self)
             .map_err(|e| Error::Device {
-                backend: BACKEND,
+                component: BACKEND,
                 op: "start the transfer thread",
                 reason: e.to_string(),
-            })?;
-        Ok(Self {
-            jobs: Some(jobs),
-            thread: Some(thread),
-        })
+            })
     }
 
     /// Queues a transfer; its ticket completes when it is done.
     pub(crate) fn submit(&self, job: Job) -> Result<()> {
-        let stopped = || Error::Device {
-            backend: BACKEND,
+        self.0.send(job).map_err(|_| Error::Device {
+            component: BACKEND,
             op: "submit transfer",
             reason: "the transfer thread has stopped".into(),
-        };
-        self.jobs
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(job)
-            .map_err(|_| stopped())
-    }
-}
-
-impl Drop for Transfers {
-    fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the wgpu transfer thread panicked");
-            }
-        }
+        })
     }
 }
 
@@ -290,7 +264,7 @@ impl Worker {
                     }
                 }
             };
-            transfer.ticket.opened();
+            transfer.ticket.open();
             self.flight.push_back(flight);
         }
         transfer.close(None);
@@ -517,9 +491,9 @@ mod tests {
     use swap_api::PendingOp;
 
     use super::*;
-    use crate::ticket::WgpuPending;
+    use swap_api::sync::LatchPending;
 
-    fn transfer(ticket: &Arc<Ticket>) -> Transfer {
+    fn transfer(ticket: &Arc<Latch>) -> Transfer {
         Transfer {
             direction: Direction::Upload,
             offset: 4,
@@ -530,12 +504,12 @@ mod tests {
 
     #[test]
     fn a_transfer_dropped_unfinished_fails_its_ticket_instead_of_hanging() {
-        let ticket = Ticket::new();
+        let ticket = Latch::new(1);
         let unfinished = transfer(&ticket);
-        ticket.opened();
+        ticket.open();
         unfinished.close(None);
         drop(unfinished);
-        let err = WgpuPending(ticket).wait().unwrap_err();
+        let err = LatchPending::new(ticket).wait().unwrap_err();
         assert!(
             matches!(
                 err,
@@ -552,13 +526,13 @@ mod tests {
 
     #[test]
     fn a_finished_transfer_keeps_its_outcome_when_dropped() {
-        let ticket = Ticket::new();
+        let ticket = Latch::new(1);
         let done = transfer(&ticket);
-        ticket.opened();
+        ticket.open();
         done.close(Some("first".into()));
         done.close(Some("second".into()));
         drop(done);
-        let err = WgpuPending(ticket).wait().unwrap_err();
+        let err = LatchPending::new(ticket).wait().unwrap_err();
         assert!(err.to_string().contains("first"), "{err}");
     }
 }

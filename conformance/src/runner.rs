@@ -130,11 +130,11 @@ mod tests {
     #[test]
     fn skips_only_unavailable_backends_that_are_not_required() {
         let missing = Error::Unavailable {
-            backend: "wgpu",
+            component: "wgpu",
             reason: "no adapter".into(),
         };
         let broken = Error::Device {
-            backend: "wgpu",
+            component: "wgpu",
             op: "open",
             reason: "driver crashed".into(),
         };

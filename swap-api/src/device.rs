@@ -235,7 +235,7 @@ pub trait Device: Send + Sync + 'static {
     fn allocate_pinned(&self, len: usize) -> Result<PinnedAlloc> {
         let _ = len;
         Err(Error::Unsupported {
-            backend: self.info().backend,
+            component: self.info().backend,
             what: "allocating page-locked host memory itself".into(),
         })
     }
@@ -286,7 +286,7 @@ pub trait Device: Send + Sync + 'static {
 /// The error of a backend without direct storage.
 fn no_direct_storage(backend: &'static str) -> Error {
     Error::Unsupported {
-        backend,
+        component: backend,
         what: "direct storage between files and device memory (GPUDirect Storage); \
                swap through pinned host memory"
             .into(),

@@ -150,33 +150,49 @@ pub enum Error {
         reason: String,
     },
 
-    /// A backend operation other than a transfer failed.
-    #[error("{backend}: {op} failed: {reason}")]
+    /// An operation of a backend or of an I/O engine, other than a transfer,
+    /// failed.
+    #[error("{component}: {op} failed: {reason}")]
     Device {
-        /// Backend that failed.
-        backend: &'static str,
+        /// What failed: a backend (`"cpu"`, `"cuda"`, ...) or an engine
+        /// (`"uring"`, `"threads"`).
+        component: &'static str,
         /// The operation (`"allocate"`, `"register host memory"`, ...).
         op: &'static str,
         /// What the backend reported.
         reason: String,
     },
 
-    /// The backend is compiled in but cannot run here (no driver, no adapter, no GPU).
-    #[error("{backend} backend unavailable: {reason}")]
+    /// A backend or engine is compiled in but cannot run here (no driver, no
+    /// adapter, no GPU, io_uring refused).
+    #[error("{component} unavailable: {reason}")]
     Unavailable {
-        /// Backend name.
-        backend: &'static str,
+        /// What cannot run: a backend, an engine, or `"device"` when no
+        /// backend can.
+        component: &'static str,
         /// Why it cannot run.
         reason: String,
     },
 
-    /// The backend or feature is not implemented (yet); see the README's feature table.
-    #[error("{backend}: not supported: {what}")]
+    /// A backend or feature is not implemented (yet); see the README's feature table.
+    #[error("{component}: not supported: {what}")]
     Unsupported {
-        /// Backend name.
-        backend: &'static str,
+        /// Who refuses: a backend, an engine, or `"open"` for a backend not
+        /// compiled in.
+        component: &'static str,
         /// What is not supported, and where it is tracked.
         what: String,
+    },
+
+    /// A worker that kept failing gave up: what it held failed with this
+    /// error, and every later request to it fails at once. Create a new
+    /// engine (or device) to go on.
+    #[error("{component} stopped: {reason}; its requests failed, and later ones fail at once: create a new one")]
+    Broken {
+        /// What stopped (`"uring"`, ...).
+        component: &'static str,
+        /// The failure it gave up on.
+        reason: String,
     },
 
     /// Memory allocated by one device was passed to another device's transfer.

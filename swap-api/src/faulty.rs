@@ -175,7 +175,7 @@ impl<D: Device> Device for FaultyDevice<D> {
             .is_ok()
         {
             return Err(Error::Device {
-                backend: self.inner.info().backend,
+                component: self.inner.info().backend,
                 op: "allocate",
                 reason: format!("injected fault (allocation #{n} of {len} bytes)"),
             });
@@ -190,7 +190,7 @@ impl<D: Device> Device for FaultyDevice<D> {
     unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<Self::Registration> {
         if self.refuse_registration.load(Ordering::SeqCst) {
             return Err(Error::Device {
-                backend: self.inner.info().backend,
+                component: self.inner.info().backend,
                 op: "register host memory",
                 reason: format!("injected fault ({len} bytes)"),
             });

@@ -42,6 +42,7 @@ pub mod pool;
 mod rejected;
 pub mod storage;
 pub mod swapper;
+pub mod sync;
 pub mod sys;
 mod tensor;
 mod transfer;

@@ -53,7 +53,7 @@ fn driver(ctx: &CudaContext) -> Result<&'static Driver> {
         Ok(Driver { mode })
     });
     opened.as_ref().map_err(|reason| Error::Unavailable {
-        backend: BACKEND,
+        component: BACKEND,
         reason: reason.clone(),
     })
 }

@@ -33,7 +33,7 @@ impl Registered {
             fs_ops: std::ptr::null(),
         };
         let handle = result::handle_register(&descr).map_err(|e| Error::Unavailable {
-            backend: BACKEND,
+            component: BACKEND,
             reason: format!(
                 "cuFile cannot register {} ({}): {e:?}",
                 file.path().display(),

@@ -128,7 +128,7 @@ impl PinnedPoolBuilder {
             },
             |_| {
                 Err(Error::Unsupported {
-                    backend: "pool",
+                    component: "pool",
                     what: "page-locked memory other than mlock".into(),
                 })
             },

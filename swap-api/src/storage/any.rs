@@ -3,11 +3,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::completion::EnginePending;
 use super::engine::{IoEngine, IoRequest, Region};
 use super::threads::ThreadEngine;
 #[cfg(target_os = "linux")]
 use super::uring::UringEngine;
+use crate::sync::LatchPending;
 use crate::{AioConfig, Error, Result};
 
 /// Which engine to run.
@@ -80,7 +80,7 @@ impl AnyEngine {
             },
             #[cfg(not(target_os = "linux"))]
             EngineKind::Uring => Err(Error::Unavailable {
-                backend: "uring",
+                component: "uring",
                 reason: "io_uring exists only on Linux".into(),
             }),
             #[cfg(not(target_os = "linux"))]
@@ -88,7 +88,7 @@ impl AnyEngine {
         }
     }
 
-    fn inner(&self) -> &dyn IoEngine<Pending = EnginePending> {
+    fn inner(&self) -> &dyn IoEngine<Pending = LatchPending> {
         match self {
             #[cfg(target_os = "linux")]
             Self::Uring(engine) => engine,
@@ -98,7 +98,7 @@ impl AnyEngine {
 }
 
 impl IoEngine for AnyEngine {
-    type Pending = EnginePending;
+    type Pending = LatchPending;
 
     fn name(&self) -> &'static str {
         self.inner().name()
@@ -108,7 +108,7 @@ impl IoEngine for AnyEngine {
         self.inner().config()
     }
 
-    unsafe fn submit(&self, req: IoRequest) -> Result<EnginePending> {
+    unsafe fn submit(&self, req: IoRequest) -> Result<LatchPending> {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { self.inner().submit(req) }
     }

@@ -5,6 +5,7 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use super::file::SwapFile;
+use crate::sync::LatchPending;
 use crate::{AioConfig, IoOp, PendingOp, Result};
 
 /// One read or write as an engine sees it: raw memory, a file, an offset.
@@ -38,6 +39,12 @@ unsafe impl Send for IoRequest {}
 pub trait IoPending: PendingOp {
     /// When the last byte of the request was moved (or it failed), once complete.
     fn finished_at(&self) -> Option<Instant>;
+}
+
+impl IoPending for LatchPending {
+    fn finished_at(&self) -> Option<Instant> {
+        self.latch().finished_at()
+    }
 }
 
 /// An asynchronous file I/O engine.

@@ -11,7 +11,6 @@
 
 mod any;
 mod checksum;
-mod completion;
 mod dio;
 mod dir;
 mod engine;
@@ -25,7 +24,6 @@ mod ticket;
 mod uring;
 
 pub use any::{AnyEngine, EngineKind};
-pub use completion::EnginePending;
 pub use dio::{DioSupport, DirectIo};
 pub use dir::{DirOptions, SwapDir};
 pub use engine::{IoEngine, IoPending, IoRequest, Region};

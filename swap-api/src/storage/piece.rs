@@ -2,10 +2,11 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
-use super::completion::Completion;
 use super::engine::IoRequest;
 use super::file::SwapFile;
+use crate::sync::Latch;
 use crate::sys::fs::drop_cache;
 use crate::{Error, IoOp, Result};
 
@@ -21,7 +22,7 @@ pub(crate) struct Piece {
     len: usize,
     done: usize,
     direct: bool,
-    completion: Completion,
+    completion: Arc<Latch>,
 }
 
 /// What to do after a piece's syscall returned.
@@ -38,7 +39,7 @@ pub(crate) enum Step {
 /// Where the file uses direct I/O, a piece with an aligned start but an
 /// unaligned length is cut once more so only the unaligned tail goes through
 /// the page cache.
-pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Completion) {
+pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Arc<Latch>) {
     let IoRequest {
         op,
         file,
@@ -68,8 +69,12 @@ pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Completio
         }
         pos += piece;
     }
-    let truncate_to = truncate.then(|| (file.clone(), offset + len as u64));
-    let completion = Completion::new(bounds.len(), truncate_to);
+    let completion = if truncate {
+        let (file, end) = (file.clone(), offset + len as u64);
+        Latch::with_final_step(bounds.len(), move || file.set_len(end))
+    } else {
+        Latch::new(bounds.len())
+    };
     let pieces = bounds
         .into_iter()
         .map(|(pos, piece_len, direct)| Piece {
@@ -81,7 +86,7 @@ pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Completio
             len: piece_len,
             done: 0,
             direct,
-            completion: completion.clone(),
+            completion: Arc::clone(&completion),
         })
         .collect();
     (pieces, completion)
@@ -179,6 +184,6 @@ impl Piece {
             file, completion, ..
         } = self;
         drop(file);
-        completion.piece_done(result, at);
+        completion.close_at(result, at);
     }
 }

@@ -1,12 +1,11 @@
 //! The portable engine: a pool of threads doing `pread`/`pwrite`.
 
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
 
-use super::completion::EnginePending;
 use super::engine::{IoEngine, IoRequest};
 use super::piece::{split, Piece, Step};
+use crate::sync::{next_shared, LatchPending, WorkerThread};
 use crate::sys::fs::{pread, pwrite};
 use crate::{AioConfig, Error, IoOp, Result};
 
@@ -21,68 +20,75 @@ const MAX_THREADS: usize = 256;
 #[derive(Debug)]
 pub struct ThreadEngine {
     config: AioConfig,
-    queue: Option<Sender<Piece>>,
-    threads: Vec<JoinHandle<()>>,
+    threads: WorkerThread<Piece>,
 }
 
 impl ThreadEngine {
     /// Starts the threads.
     pub fn new(config: &AioConfig) -> Result<Self> {
         config.validate()?;
-        let (queue, rx) = mpsc::channel::<Piece>();
-        let rx = Arc::new(Mutex::new(rx));
         let count = (config.intra_op_parallelism * config.queue_depth).clamp(1, MAX_THREADS);
-        let mut engine = Self {
-            config: config.clone(),
-            queue: Some(queue),
-            threads: Vec::with_capacity(count),
-        };
-        for i in 0..count {
-            let rx = rx.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("tensorswap-io-{i}"))
-                .spawn(move || work(&rx))
-                .map_err(|err| Error::Device {
-                    backend: "threads",
+        let threads =
+            WorkerThread::spawn_many("tensorswap-io".into(), count, work).map_err(|err| {
+                Error::Device {
+                    component: "threads",
                     op: "start an I/O thread",
                     reason: err.to_string(),
-                })?;
-            engine.threads.push(thread);
-        }
-        Ok(engine)
+                }
+            })?;
+        Ok(Self {
+            config: config.clone(),
+            threads,
+        })
+    }
+}
+
+impl ThreadEngine {
+    /// Runs one request to its end on the calling thread, with the engines'
+    /// rules (pieces, direct-I/O tails, retries, short I/O) and no worker:
+    /// for a backend that does file I/O on a thread of its own.
+    ///
+    /// # Safety
+    /// As for [`IoEngine::submit`], for the duration of the call.
+    pub unsafe fn run_blocking(req: IoRequest) -> Result<()> {
+        let (pieces, completion) = split(req, usize::MAX);
+        pieces.into_iter().for_each(run);
+        completion.wait()
     }
 }
 
 fn work(rx: &Mutex<Receiver<Piece>>) {
+    while let Some(piece) = next_shared(rx) {
+        run(piece);
+    }
+}
+
+/// Moves a piece with `pread`/`pwrite` until it is finished.
+fn run(mut piece: Piece) {
     loop {
-        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(mut piece) = next else { return };
-        loop {
-            let (fd, buf, len, offset) = (
-                piece.fd(),
-                piece.cursor(),
-                piece.remaining(),
-                piece.position(),
-            );
-            // SAFETY: the piece lies inside a request whose memory the
-            // submitter keeps valid and unshared until the request completes,
-            // which happens only after `finish` below.
-            let result = unsafe {
-                match piece.op {
-                    IoOp::Read => pread(fd, buf, len, offset),
-                    IoOp::Write => pwrite(fd, buf, len, offset),
-                }
-            };
-            if let Step::Finished(result) = piece.advance(result) {
-                piece.finish(result);
-                break;
+        let (fd, buf, len, offset) = (
+            piece.fd(),
+            piece.cursor(),
+            piece.remaining(),
+            piece.position(),
+        );
+        // SAFETY: the piece lies inside a request whose memory the
+        // submitter keeps valid and unshared until the request completes,
+        // which happens only after `finish` below.
+        let result = unsafe {
+            match piece.op {
+                IoOp::Read => pread(fd, buf, len, offset),
+                IoOp::Write => pwrite(fd, buf, len, offset),
             }
+        };
+        if let Step::Finished(result) = piece.advance(result) {
+            return piece.finish(result);
         }
     }
 }
 
 impl IoEngine for ThreadEngine {
-    type Pending = EnginePending;
+    type Pending = LatchPending;
 
     fn name(&self) -> &'static str {
         "threads"
@@ -92,36 +98,21 @@ impl IoEngine for ThreadEngine {
         &self.config
     }
 
-    unsafe fn submit(&self, req: IoRequest) -> Result<EnginePending> {
+    unsafe fn submit(&self, req: IoRequest) -> Result<LatchPending> {
         let (pieces, completion) = split(req, self.config.block_size);
         for piece in pieces {
-            match &self.queue {
-                Some(queue) => {
-                    if let Err(mpsc::SendError(piece)) = queue.send(piece) {
-                        piece.finish(Err(stopped()));
-                    }
-                }
-                None => piece.finish(Err(stopped())),
+            if let Err(piece) = self.threads.send(piece) {
+                piece.finish(Err(stopped()));
             }
         }
-        Ok(EnginePending(completion))
+        Ok(LatchPending::new(completion))
     }
 }
 
 fn stopped() -> Error {
     Error::Device {
-        backend: "threads",
+        component: "threads",
         op: "submit",
         reason: "the engine's threads have stopped".into(),
-    }
-}
-
-impl Drop for ThreadEngine {
-    fn drop(&mut self) {
-        // Closing the queue lets each thread finish what is queued, then exit.
-        drop(self.queue.take());
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
     }
 }

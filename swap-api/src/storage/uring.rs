@@ -1,18 +1,25 @@
 //! The io_uring engine: one ring per worker thread, up to `queue_depth`
 //! pieces in flight on each, registered buffers for pinned pools.
+//!
+//! A worker whose `io_uring_enter` keeps failing gives up after
+//! [`MAX_ENTER_FAILURES`] tries in a row: every piece it holds fails with
+//! [`Error::Broken`] (a piece the kernel already took is failed when the
+//! kernel hands it back, never earlier, so its memory is never given back
+//! while the kernel may still use it), and the engine refuses later
+//! submissions at once.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::Duration;
 
 use io_uring::{opcode, squeue, types, IoUring};
 
-use super::completion::EnginePending;
 use super::engine::{IoEngine, IoRequest, Region};
 use super::piece::{split, Piece, Step};
+use crate::sync::{LatchPending, WorkerThread};
 use crate::sys::eventfd::EventFd;
 use crate::{AioConfig, Error, IoOp, Result};
 
@@ -20,6 +27,20 @@ use crate::{AioConfig, Error, IoOp, Result};
 const WAKE: u64 = u64::MAX;
 /// The kernel registers at most 1 GiB per buffer.
 const MAX_FIXED: usize = 1 << 30;
+/// Failed `io_uring_enter` calls in a row after which a worker gives up.
+const MAX_ENTER_FAILURES: u32 = 5;
+/// Pause between two tries of a failed `io_uring_enter`.
+const ENTER_RETRY: Duration = Duration::from_millis(10);
+/// How often a broken worker looks for the pieces the kernel still holds.
+const DRAIN_POLL: Duration = Duration::from_millis(1);
+
+/// How a worker enters the kernel: submits what is queued and waits for
+/// `want` completions (`io_uring_enter`). Tests replace it to make it fail.
+pub(crate) type Enter = Box<dyn FnMut(&mut IoUring, usize) -> io::Result<usize> + Send>;
+
+fn enter() -> Enter {
+    Box::new(|ring, want| ring.submit_and_wait(want))
+}
 
 /// An [`IoEngine`] on Linux io_uring.
 ///
@@ -30,18 +51,23 @@ const MAX_FIXED: usize = 1 << 30;
 /// `overlap_events` off a worker waits for its whole batch before refilling.
 /// A pinned pool offered through [`IoEngine::register_region`] is registered
 /// as fixed buffers, and pieces inside it use `READ_FIXED`/`WRITE_FIXED`.
+///
+/// A worker that cannot enter the kernel ([`MAX_ENTER_FAILURES`] failures
+/// of `io_uring_enter` in a row) fails what it holds with [`Error::Broken`];
+/// the engine is then broken, and every later request fails at submission.
 #[derive(Debug)]
 pub struct UringEngine {
     config: AioConfig,
+    // Declared before `workers`, which join their threads on drop.
+    broken: Arc<Broken>,
     workers: Vec<WorkerHandle>,
     next: AtomicUsize,
 }
 
 #[derive(Debug)]
 struct WorkerHandle {
-    queue: Option<Sender<Msg>>,
+    thread: WorkerThread<Msg>,
     wake: Arc<EventFd>,
-    thread: Option<JoinHandle<()>>,
 }
 
 enum Msg {
@@ -49,56 +75,73 @@ enum Msg {
     Register(Region, Sender<bool>),
 }
 
+/// Why the engine is broken, once a worker gave up.
+#[derive(Debug, Default)]
+struct Broken(OnceLock<String>);
+
+impl Broken {
+    fn error(&self) -> Option<Error> {
+        self.0.get().map(|reason| Error::Broken {
+            component: "uring",
+            reason: reason.clone(),
+        })
+    }
+}
+
 impl UringEngine {
     /// Creates the rings and starts the workers. Fails with
     /// [`Error::Unavailable`] where io_uring cannot be used (old kernel,
     /// seccomp, `io_uring_disabled` sysctl).
     pub fn new(config: &AioConfig) -> Result<Self> {
+        Self::with_enter(config, enter)
+    }
+
+    /// [`UringEngine::new`] with each worker entering the kernel through
+    /// `make_enter()`.
+    pub(crate) fn with_enter(config: &AioConfig, make_enter: impl Fn() -> Enter) -> Result<Self> {
         config.validate()?;
         let entries = u32::try_from(config.queue_depth + 1)
             .unwrap_or(u32::MAX)
             .next_power_of_two();
+        let broken = Arc::new(Broken::default());
         let mut workers = Vec::with_capacity(config.intra_op_parallelism);
         for i in 0..config.intra_op_parallelism {
             let ring = IoUring::new(entries).map_err(|err| Error::Unavailable {
-                backend: "uring",
+                component: "uring",
                 reason: format!("io_uring_setup failed: {err}"),
             })?;
             let wake = Arc::new(EventFd::new().map_err(|err| Error::Unavailable {
-                backend: "uring",
+                component: "uring",
                 reason: format!("eventfd failed: {err}"),
             })?);
-            let (queue, rx) = mpsc::channel();
             let worker = Worker {
                 ring,
                 fixed: None,
                 wake_buf: Box::new(0),
                 wake: wake.clone(),
-                rx,
+                enter: make_enter(),
+                broken: Arc::clone(&broken),
                 slots: Vec::new(),
                 free: Vec::new(),
                 backlog: VecDeque::new(),
                 in_flight: 0,
+                pushed: 0,
                 queue_depth: config.queue_depth,
                 single_submit: config.single_submit,
                 overlap: config.overlap_events,
             };
-            let thread = std::thread::Builder::new()
-                .name(format!("tensorswap-uring-{i}"))
-                .spawn(move || worker.run())
-                .map_err(|err| Error::Device {
-                    backend: "uring",
-                    op: "start a worker thread",
-                    reason: err.to_string(),
-                })?;
-            workers.push(WorkerHandle {
-                queue: Some(queue),
-                wake,
-                thread: Some(thread),
-            });
+            let thread =
+                WorkerThread::spawn(format!("tensorswap-uring-{i}"), move |rx| worker.run(&rx))
+                    .map_err(|err| Error::Device {
+                        component: "uring",
+                        op: "start a worker thread",
+                        reason: err.to_string(),
+                    })?;
+            workers.push(WorkerHandle { thread, wake });
         }
         Ok(Self {
             config: config.clone(),
+            broken,
             workers,
             next: AtomicUsize::new(0),
         })
@@ -110,17 +153,8 @@ impl UringEngine {
     }
 }
 
-impl WorkerHandle {
-    fn send(&self, msg: Msg) -> std::result::Result<(), Msg> {
-        match &self.queue {
-            Some(queue) => queue.send(msg).map_err(|e| e.0),
-            None => Err(msg),
-        }
-    }
-}
-
 impl IoEngine for UringEngine {
-    type Pending = EnginePending;
+    type Pending = LatchPending;
 
     fn name(&self) -> &'static str {
         "uring"
@@ -130,7 +164,10 @@ impl IoEngine for UringEngine {
         &self.config
     }
 
-    unsafe fn submit(&self, req: IoRequest) -> Result<EnginePending> {
+    unsafe fn submit(&self, req: IoRequest) -> Result<LatchPending> {
+        if let Some(error) = self.broken.error() {
+            return Err(error);
+        }
         let (pieces, completion) = split(req, self.config.block_size);
         let workers = self.workers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -139,9 +176,9 @@ impl IoEngine for UringEngine {
         for (i, piece) in pieces.into_iter().enumerate() {
             // Contiguous runs of pieces per worker, starting at a rotating worker.
             let w = (start + i * workers / count) % workers;
-            match self.workers[w].send(Msg::Piece(piece)) {
+            match self.workers[w].thread.send(Msg::Piece(piece)) {
                 Ok(()) => touched[w] = true,
-                Err(Msg::Piece(piece)) => piece.finish(Err(stopped())),
+                Err(Msg::Piece(piece)) => piece.finish(Err(self.stopped())),
                 Err(Msg::Register(..)) => {}
             }
         }
@@ -152,7 +189,7 @@ impl IoEngine for UringEngine {
                 }
             }
         }
-        Ok(EnginePending(completion))
+        Ok(LatchPending::new(completion))
     }
 
     fn register_region(&self, region: Region) -> bool {
@@ -167,7 +204,7 @@ impl IoEngine for UringEngine {
                 },
                 tx,
             );
-            if worker.send(msg).is_ok() && worker.wake.signal().is_ok() {
+            if worker.thread.send(msg).is_ok() && worker.wake.signal().is_ok() {
                 replies.push(rx);
             } else {
                 return false;
@@ -177,24 +214,24 @@ impl IoEngine for UringEngine {
     }
 }
 
-fn stopped() -> Error {
-    Error::Device {
-        backend: "uring",
-        op: "submit",
-        reason: "the engine's worker has stopped".into(),
+impl UringEngine {
+    /// The error of a piece whose worker has ended.
+    fn stopped(&self) -> Error {
+        self.broken.error().unwrap_or_else(|| Error::Device {
+            component: "uring",
+            op: "submit",
+            reason: "the engine's worker has stopped".into(),
+        })
     }
 }
 
 impl Drop for UringEngine {
     fn drop(&mut self) {
+        // Close every queue and wake its worker; dropping `workers` then
+        // joins them once they have finished what was queued.
         for worker in &mut self.workers {
-            drop(worker.queue.take());
+            worker.thread.close();
             let _ = worker.wake.signal();
-        }
-        for worker in &mut self.workers {
-            if let Some(thread) = worker.thread.take() {
-                let _ = thread.join();
-            }
         }
     }
 }
@@ -226,55 +263,139 @@ struct Worker {
     fixed: Option<Fixed>,
     wake_buf: Box<u64>,
     wake: Arc<EventFd>,
-    rx: Receiver<Msg>,
-    slots: Vec<Option<Piece>>,
+    enter: Enter,
+    broken: Arc<Broken>,
+    /// Pieces whose entry is in the submission queue or the kernel, with the
+    /// entry's place in [`Worker::pushed`]'s count.
+    slots: Vec<Option<(Piece, u64)>>,
     free: Vec<usize>,
     backlog: VecDeque<Piece>,
     in_flight: usize,
+    /// Entries pushed into the submission queue so far.
+    pushed: u64,
     queue_depth: usize,
     single_submit: bool,
     overlap: bool,
 }
 
+/// EINTR, EAGAIN and EBUSY: `io_uring_enter` is to be called again (EBUSY
+/// and EAGAIN clear once completions are reaped).
+fn transient(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+    )
+}
+
 impl Worker {
-    fn run(mut self) {
+    fn run(mut self, rx: &Receiver<Msg>) {
         let mut wake_armed = false;
         let mut closing = false;
+        let mut failures = 0;
         loop {
             if !closing {
-                closing = self.intake();
+                closing = self.intake(rx);
             }
-            self.fill();
-            if !wake_armed && !closing {
-                self.arm_wake();
-                wake_armed = true;
+            let mut entered = self.fill();
+            if entered.is_ok() && !wake_armed && !closing {
+                entered = self.arm_wake();
+                wake_armed = entered.is_ok();
             }
             if closing && self.in_flight == 0 && self.backlog.is_empty() {
                 return;
             }
-            if let Err(err) = self.ring.submit_and_wait(1) {
-                if !matches!(
-                    err.raw_os_error(),
-                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-                ) {
-                    tracing::warn!(%err, "io_uring_enter failed; retrying");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+            if entered.is_ok() {
+                entered = (self.enter)(&mut self.ring, 1).map(drop);
+            }
+            match entered {
+                Ok(()) => failures = 0,
+                Err(err) if transient(&err) => {}
+                Err(err) => {
+                    failures += 1;
+                    if failures >= MAX_ENTER_FAILURES {
+                        return self.give_up(&err, rx);
+                    }
+                    tracing::warn!(%err, failures, "io_uring_enter failed; retrying");
+                    std::thread::sleep(ENTER_RETRY);
                 }
             }
-            wake_armed &= !self.reap();
+            wake_armed &= !self.reap(None);
         }
     }
 
     /// Takes every queued message; true when the engine is closing.
-    fn intake(&mut self) -> bool {
+    fn intake(&mut self, rx: &Receiver<Msg>) -> bool {
         loop {
-            match self.rx.try_recv() {
+            match rx.try_recv() {
                 Ok(Msg::Piece(piece)) => self.backlog.push_back(piece),
                 Ok(Msg::Register(region, reply)) => {
                     let _ = reply.send(self.register(region));
                 }
                 Err(TryRecvError::Empty) => return false,
                 Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    /// The worker cannot enter the kernel any more: the engine is marked
+    /// broken and every piece fails with [`Error::Broken`]. Pieces the
+    /// kernel already took fail as it hands them back (their memory is the
+    /// kernel's until then); the others, and everything queued later, at once.
+    fn give_up(mut self, err: &io::Error, rx: &Receiver<Msg>) {
+        let reason = format!("io_uring_enter failed {MAX_ENTER_FAILURES} times in a row ({err})");
+        tracing::error!(%reason, "an io_uring worker gives up");
+        // Another worker of the engine may have given up first: its reason stands.
+        let reason = self.broken.0.get_or_init(|| reason).clone();
+        let error = move || Error::Broken {
+            component: "uring",
+            reason: reason.clone(),
+        };
+        for piece in std::mem::take(&mut self.backlog) {
+            piece.finish(Err(error()));
+        }
+        // Entries still in the submission queue never reach the kernel: the
+        // ring is not entered again.
+        let taken = self.pushed - self.ring.submission().len() as u64;
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|(_, seq)| *seq >= taken) {
+                if let Some((piece, _)) = slot.take() {
+                    self.in_flight -= 1;
+                    piece.finish(Err(error()));
+                }
+            }
+        }
+        let mut closing = false;
+        while !closing || self.in_flight > 0 {
+            closing |= self.fail_queued(rx, &error);
+            if self.in_flight > 0 {
+                std::thread::sleep(DRAIN_POLL);
+                self.reap(Some(&error));
+            } else if !closing {
+                // Nothing of ours in the kernel: block for the next message.
+                match rx.recv() {
+                    Ok(msg) => self.fail_msg(msg, &error),
+                    Err(_) => closing = true,
+                }
+            }
+        }
+    }
+
+    /// Fails every queued message; true when the engine is closing.
+    fn fail_queued(&mut self, rx: &Receiver<Msg>, error: &dyn Fn() -> Error) -> bool {
+        loop {
+            match rx.try_recv() {
+                Ok(msg) => self.fail_msg(msg, error),
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    fn fail_msg(&mut self, msg: Msg, error: &dyn Fn() -> Error) {
+        match msg {
+            Msg::Piece(piece) => piece.finish(Err(error())),
+            Msg::Register(_, reply) => {
+                let _ = reply.send(false);
             }
         }
     }
@@ -309,23 +430,22 @@ impl Worker {
         }
     }
 
-    fn fill(&mut self) {
+    fn fill(&mut self) -> io::Result<()> {
         if !self.overlap && self.in_flight > 0 {
-            return;
+            return Ok(());
         }
         while self.in_flight < self.queue_depth {
             let Some(piece) = self.backlog.pop_front() else {
                 break;
             };
-            self.push(piece);
+            self.push(piece)?;
         }
+        Ok(())
     }
 
-    fn push(&mut self, piece: Piece) {
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.slots.len() - 1
-        });
+    /// Queues `piece`'s entry; on failure the piece goes back to the front
+    /// of the backlog.
+    fn push(&mut self, piece: Piece) -> io::Result<()> {
         let fd = types::Fd(piece.fd());
         let (buf, offset) = (piece.cursor(), piece.position());
         let len = u32::try_from(piece.remaining()).unwrap_or(u32::MAX);
@@ -344,40 +464,54 @@ impl Worker {
                 .build(),
             (IoOp::Write, None) => opcode::Write::new(fd, buf, len).offset(offset).build(),
         };
-        self.slots[slot] = Some(piece);
-        self.in_flight += 1;
-        self.push_entry(entry.user_data(slot as u64));
-        if self.single_submit {
-            let _ = self.ring.submit();
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        if let Err(err) = self.push_entry(entry.user_data(slot as u64)) {
+            self.free.push(slot);
+            self.backlog.push_front(piece);
+            return Err(err);
         }
+        self.slots[slot] = Some((piece, self.pushed - 1));
+        self.in_flight += 1;
+        if self.single_submit {
+            (self.enter)(&mut self.ring, 0)?;
+        }
+        Ok(())
     }
 
-    fn arm_wake(&mut self) {
+    fn arm_wake(&mut self) -> io::Result<()> {
         let buf: *mut u64 = &mut *self.wake_buf;
         let entry = opcode::Read::new(types::Fd(self.wake.raw()), buf.cast(), 8)
             .build()
             .user_data(WAKE);
-        self.push_entry(entry);
+        self.push_entry(entry)
     }
 
-    fn push_entry(&mut self, entry: squeue::Entry) {
+    /// Pushes `entry`, handing queued entries to the kernel first when the
+    /// submission queue is full; fails when that fails.
+    fn push_entry(&mut self, entry: squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: the entry points at memory that outlives its completion:
             // a piece's buffer (kept valid by the submitter until the piece
-            // finishes, which happens only after its completion is reaped) or
-            // `wake_buf` (dropped after the ring).
+            // finishes, which happens only after its completion is reaped or
+            // the entry is known never to reach the kernel) or `wake_buf`
+            // (dropped after the ring).
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                return;
+                self.pushed += 1;
+                return Ok(());
             }
-            // Queue full: hand what is queued to the kernel and retry.
-            if let Err(err) = self.ring.submit() {
-                tracing::debug!(%err, "io_uring submit while the queue was full");
-            }
+            // Queue full: hand what is queued to the kernel and retry. Any
+            // failure goes to the caller, whose loop reaps, counts and retries.
+            (self.enter)(&mut self.ring, 0)?;
         }
     }
 
-    /// Handles every completion; true when the wake read completed.
-    fn reap(&mut self) -> bool {
+    /// Handles every completion; true when the wake read completed. With
+    /// `broken`, a piece that is not finished fails with that error instead
+    /// of going back into the backlog.
+    fn reap(&mut self, broken: Option<&dyn Fn() -> Error>) -> bool {
         let done: Vec<(u64, i32)> = self
             .ring
             .completion()
@@ -390,17 +524,148 @@ impl Worker {
                 continue;
             }
             let slot = user_data as usize;
-            let Some(mut piece) = self.slots.get_mut(slot).and_then(Option::take) else {
+            let Some((mut piece, _)) = self.slots.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
             self.free.push(slot);
             self.in_flight -= 1;
             let result = usize::try_from(result).map_err(|_| io::Error::from_raw_os_error(-result));
-            match piece.advance(result) {
-                Step::Again => self.backlog.push_front(piece),
-                Step::Finished(result) => piece.finish(result),
+            match (piece.advance(result), broken) {
+                (Step::Finished(result), _) => piece.finish(result),
+                (Step::Again, None) => self.backlog.push_front(piece),
+                (Step::Again, Some(error)) => piece.finish(Err(error())),
             }
         }
         woke
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::ManuallyDrop;
+    use std::sync::atomic::AtomicU32;
+    use std::sync::mpsc::RecvTimeoutError;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{IoEngineExt, SwapDir};
+
+    /// Longer than any healthy request here takes; a worker that never gives
+    /// up makes the wait run into it.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    /// An `io_uring_enter` that works `working` times, then fails with EIO.
+    fn failing_after(working: u32) -> impl Fn() -> Enter {
+        move || {
+            let calls = AtomicU32::new(0);
+            Box::new(move |ring: &mut IoUring, want| {
+                if calls.fetch_add(1, Ordering::Relaxed) < working {
+                    ring.submit_and_wait(want)
+                } else {
+                    Err(io::Error::from_raw_os_error(libc::EIO))
+                }
+            })
+        }
+    }
+
+    /// Runs `wait` on another thread, so a hang fails the test (the
+    /// tickets it waits for are dropped there, not here).
+    fn bounded<T: Send + 'static>(wait: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(wait()));
+        match rx.recv_timeout(PATIENCE) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => panic!("the requests hung for {PATIENCE:?}"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the waiting thread panicked"),
+        }
+    }
+
+    /// The engine under test, not dropped if the test fails: a worker that
+    /// never gives up would hang the join in its drop.
+    fn engine(config: &AioConfig, make_enter: impl Fn() -> Enter) -> ManuallyDrop<UringEngine> {
+        ManuallyDrop::new(UringEngine::with_enter(config, make_enter).unwrap())
+    }
+
+    fn assert_broken(error: &Error) {
+        assert!(
+            matches!(error, Error::Broken { component: "uring", reason } if reason.contains("io_uring_enter")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_worker_that_cannot_enter_the_kernel_fails_its_requests_and_the_engine() {
+        let parent = tempfile::tempdir().unwrap();
+        let file = SwapDir::create(parent.path())
+            .unwrap()
+            .create_file()
+            .unwrap();
+        let config = AioConfig::default().with_block_size(4096);
+        let engine = engine(&config, failing_after(0));
+
+        let data = vec![7u8; 64 << 10];
+        let ticket = engine.write(&file, 0, data.clone()).unwrap();
+        let failed = bounded(move || ticket.wait()).unwrap_err();
+        assert_broken(&failed.error);
+        assert_eq!(failed.buf, data, "the buffer comes back intact");
+
+        // Later submissions fail at once, with the buffer back.
+        let refused = engine.read(&file, 0, vec![0u8; 4096]).unwrap_err();
+        assert_broken(&refused.error);
+        assert_eq!(refused.buf.len(), 4096);
+        drop(ManuallyDrop::into_inner(engine));
+    }
+
+    #[test]
+    fn pieces_the_kernel_took_finish_before_the_broken_worker_fails_the_rest() {
+        let parent = tempfile::tempdir().unwrap();
+        let file = SwapDir::create(parent.path())
+            .unwrap()
+            .create_file()
+            .unwrap();
+        let config = AioConfig::default()
+            .with_block_size(4096)
+            .with_queue_depth(2);
+        // The first calls submit some pieces for real; then every call fails.
+        let engine = engine(&config, failing_after(2));
+        let submitted: Vec<_> = (0..4u8)
+            .map(|i| engine.write(&file, u64::from(i) << 20, vec![i; 256 << 10]))
+            .collect();
+        let errors: Vec<Error> = bounded(move || {
+            let outcomes = submitted.into_iter().map(|s| s.and_then(|t| t.wait()));
+            outcomes.filter_map(|o| o.err().map(|f| f.error)).collect()
+        });
+        assert!(!errors.is_empty(), "no request saw the broken worker");
+        errors.iter().for_each(assert_broken);
+        assert!(engine.broken.error().is_some());
+        drop(ManuallyDrop::into_inner(engine));
+    }
+
+    #[test]
+    fn transient_enter_errors_are_retried_without_giving_up() {
+        let parent = tempfile::tempdir().unwrap();
+        let file = SwapDir::create(parent.path())
+            .unwrap()
+            .create_file()
+            .unwrap();
+        let make = || -> Enter {
+            let calls = AtomicU32::new(0);
+            Box::new(move |ring: &mut IoUring, want| {
+                // Every other call is interrupted, far more than the limit.
+                if calls.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                    Err(io::Error::from_raw_os_error(libc::EINTR))
+                } else {
+                    ring.submit_and_wait(want)
+                }
+            })
+        };
+        let engine = engine(&AioConfig::default().with_block_size(4096), make);
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let written = engine.write(&file, 0, data.clone()).unwrap();
+        bounded(move || written.wait()).unwrap();
+        let read = engine.read(&file, 0, vec![0u8; data.len()]).unwrap();
+        let back = bounded(move || read.wait()).unwrap();
+        assert_eq!(back.buf, data);
+        drop(ManuallyDrop::into_inner(engine));
     }
 }

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, Range};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use super::into;
 use super::meta::{TensorId, TensorMeta};
@@ -16,6 +14,7 @@ use super::store::SwapStore;
 use super::table::{Entry, Home, Slot, Table};
 use super::ticket::SwapTicket;
 use super::worker::{self, Item, Job, Place, Way};
+use crate::sync::WorkerThread;
 use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Rejected, Result};
 
 /// Tensors that live in device memory and are swapped out to a
@@ -51,8 +50,9 @@ use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Reject
 /// ```
 pub struct Swapper<D: Device, E: IoEngine = AnyEngine> {
     shared: Arc<Shared<D, E>>,
-    jobs: Option<Sender<Job<D>>>,
-    worker: Option<JoinHandle<()>>,
+    /// Runs the jobs; dropping it finishes (or cancels) the queued ones and
+    /// joins the thread.
+    worker: WorkerThread<Job<D>>,
 }
 
 /// What the API and the worker share.
@@ -126,21 +126,16 @@ impl<D: Device, E: IoEngine + 'static> Swapper<D, E> {
             changed: Condvar::new(),
             closing: AtomicBool::new(false),
         });
-        let (jobs, queue) = mpsc::channel();
         let for_worker = Arc::clone(&shared);
-        let worker = std::thread::Builder::new()
-            .name("tensorswap-swapper".into())
-            .spawn(move || worker::run(for_worker, queue))
-            .map_err(|err| Error::Device {
-                backend: "swapper",
-                op: "start the worker thread",
-                reason: err.to_string(),
-            })?;
-        Ok(Self {
-            shared,
-            jobs: Some(jobs),
-            worker: Some(worker),
+        let worker = WorkerThread::spawn("tensorswap-swapper".into(), move |jobs| {
+            worker::run(&for_worker, jobs)
         })
+        .map_err(|err| Error::Device {
+            component: "swapper",
+            op: "start the worker thread",
+            reason: err.to_string(),
+        })?;
+        Ok(Self { shared, worker })
     }
 }
 
@@ -349,11 +344,7 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
             items,
             ticket: ticket.clone(),
         };
-        let sent = match &self.jobs {
-            Some(jobs) => jobs.send(job).map_err(|returned| returned.0),
-            None => Err(job),
-        };
-        if let Err(job) = sent {
+        if let Err(job) = self.worker.send(job) {
             worker::cancel(&self.shared, job);
         }
         ticket
@@ -545,13 +536,9 @@ impl<D: Device, E: IoEngine> Shared<D, E> {
 
 impl<D: Device, E: IoEngine> Drop for Swapper<D, E> {
     fn drop(&mut self) {
+        // Jobs still queued are cancelled; the worker is joined when the
+        // field drops.
         self.shared.closing.store(true, Ordering::SeqCst);
-        drop(self.jobs.take());
-        if let Some(worker) = self.worker.take() {
-            if worker.join().is_err() {
-                tracing::error!("the swapper's worker thread panicked");
-            }
-        }
     }
 }
 

@@ -59,10 +59,10 @@ pub(crate) enum Place {
 
 /// Runs jobs until the swapper drops its sender; jobs queued after the
 /// swapper started closing are cancelled (their tensors keep their state).
-pub(crate) fn run<D: Device, E: IoEngine>(shared: Arc<Shared<D, E>>, jobs: Receiver<Job<D>>) {
+pub(crate) fn run<D: Device, E: IoEngine>(shared: &Shared<D, E>, jobs: Receiver<Job<D>>) {
     for job in jobs {
         let cancel = shared.closing.load(Ordering::SeqCst);
-        Run::new(&shared, job).execute(cancel);
+        Run::new(shared, job).execute(cancel);
     }
 }
 
