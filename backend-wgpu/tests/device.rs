@@ -146,7 +146,7 @@ fn a_destroyed_device_fails_transfers_with_a_typed_error() {
         "{}",
         refused.error
     );
-    let mem = refused.device;
+    let mem = refused.value.device;
     let refused = dev
         .upload(vec![1u8; 1 << 16], mem, 0)
         .unwrap()
@@ -158,13 +158,13 @@ fn a_destroyed_device_fails_transfers_with_a_typed_error() {
         refused.error
     );
     assert_eq!(
-        refused.host,
+        refused.value.host,
         vec![1u8; 1 << 16],
         "the source comes back intact"
     );
     // Later transfers fail at once with the same cause, and never hang.
     let refused = dev
-        .download(refused.device, 0, vec![0u8; 16])
+        .download(refused.value.device, 0, vec![0u8; 16])
         .unwrap()
         .wait()
         .unwrap_err();

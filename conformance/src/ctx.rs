@@ -24,21 +24,10 @@ impl From<swap_api::Error> for CaseError {
     }
 }
 
-impl<D: Device, H> From<swap_api::Failed<D, H>> for CaseError {
-    fn from(e: swap_api::Failed<D, H>) -> Self {
-        CaseError(format!("unexpected transfer failure: {}", e.error))
-    }
-}
-
-impl<B> From<swap_api::IoFailed<B>> for CaseError {
-    fn from(e: swap_api::IoFailed<B>) -> Self {
-        CaseError(format!("unexpected I/O failure: {}", e.error))
-    }
-}
-
+/// A refused or failed call (transfer, file request, ...).
 impl<T> From<swap_api::Rejected<T>> for CaseError {
     fn from(e: swap_api::Rejected<T>) -> Self {
-        CaseError(format!("unexpected error: {}", e.error))
+        CaseError(format!("unexpected failure: {}", e.error))
     }
 }
 

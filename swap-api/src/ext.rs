@@ -4,7 +4,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crate::buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
-use crate::transfer::{Failed, Transfer, TransferResult};
+use crate::transfer::{Done, Failed, Transfer, TransferResult};
 use crate::{check_range, Device, Direction, Error, IoOp, PendingOp, Rejected, Result, SwapFile};
 
 /// Safe operations on any [`Device`]: allocation, registered host memory and
@@ -58,8 +58,10 @@ pub trait DeviceExt: Device + Sized {
         if let Err(error) = check_target(self, &dst, dst_offset, len) {
             return Err(Failed {
                 error,
-                host: src,
-                device: dst,
+                value: Done {
+                    host: src,
+                    device: dst,
+                },
             });
         }
         // SAFETY: the range fits and dst is ours (checked above); the Transfer
@@ -69,8 +71,10 @@ pub trait DeviceExt: Device + Sized {
             Ok(op) => Ok(Transfer::new(op, src, dst, Direction::Upload)),
             Err(error) => Err(Failed {
                 error,
-                host: src,
-                device: dst,
+                value: Done {
+                    host: src,
+                    device: dst,
+                },
             }),
         }
     }
@@ -89,8 +93,10 @@ pub trait DeviceExt: Device + Sized {
         if let Err(error) = check_target(self, &src, src_offset, len) {
             return Err(Failed {
                 error,
-                host: dst,
-                device: src,
+                value: Done {
+                    host: dst,
+                    device: src,
+                },
             });
         }
         let ptr = dst.stable_mut_ptr();
@@ -100,8 +106,10 @@ pub trait DeviceExt: Device + Sized {
             Ok(op) => Ok(Transfer::new(op, dst, src, Direction::Download)),
             Err(error) => Err(Failed {
                 error,
-                host: dst,
-                device: src,
+                value: Done {
+                    host: dst,
+                    device: src,
+                },
             }),
         }
     }
@@ -229,8 +237,10 @@ fn direct<D: Device>(
         )),
         Err(error) => Err(Failed {
             error,
-            host: file.clone(),
-            device: buf,
+            value: Done {
+                host: file.clone(),
+                device: buf,
+            },
         }),
     }
 }

@@ -4,12 +4,22 @@ use std::fmt;
 
 use crate::Error;
 
-/// A refused or failed call that hands its input back, so nothing is lost.
+/// A refused or failed call that hands its input back, so nothing is lost:
+/// the one "error plus the buffers back" type of every layer (a failed
+/// transfer is a [`Failed`](crate::Failed), a failed file request an
+/// [`IoFailed`](crate::IoFailed)).
 pub struct Rejected<T> {
     /// What went wrong.
     pub error: Error,
-    /// What the call was given.
+    /// What the call was given (for a transfer or file request: its buffers).
     pub value: T,
+}
+
+impl<T> Rejected<T> {
+    /// Drops the value and keeps the error.
+    pub fn into_error(self) -> Error {
+        self.error
+    }
 }
 
 impl<T> fmt::Debug for Rejected<T> {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::{Device, DeviceBuffer, Direction, Error, PendingOp};
+use crate::{Device, DeviceBuffer, Direction, PendingOp, Rejected};
 
 /// The buffers of a finished transfer, handed back to the caller.
 #[derive(Debug)]
@@ -14,49 +14,9 @@ pub struct Done<D: Device, H> {
 }
 
 /// A transfer that was refused or failed. Nothing is lost: both buffers come
-/// back, and the transfer's source still holds its bytes.
-pub struct Failed<D: Device, H> {
-    /// What went wrong.
-    pub error: Error,
-    /// The host side.
-    pub host: H,
-    /// The device side.
-    pub device: DeviceBuffer<D>,
-}
-
-impl<D: Device, H> Failed<D, H> {
-    /// Drops the buffers and keeps the error.
-    pub fn into_error(self) -> Error {
-        self.error
-    }
-}
-
-impl<D: Device, H> fmt::Debug for Failed<D, H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Failed")
-            .field("error", &self.error)
-            .field("device", &self.device)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<D: Device, H> fmt::Display for Failed<D, H> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl<D: Device, H> std::error::Error for Failed<D, H> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
-impl<D: Device, H> From<Failed<D, H>> for Error {
-    fn from(failed: Failed<D, H>) -> Self {
-        failed.error
-    }
-}
+/// back in `value` (a [`Done`]), and the transfer's source still holds its
+/// bytes.
+pub type Failed<D, H> = Rejected<Done<D, H>>;
 
 /// What waiting on a [`Transfer`] gives: the buffers, or the error with the buffers.
 pub type TransferResult<D, H> = Result<Done<D, H>, Failed<D, H>>;
@@ -112,10 +72,9 @@ impl<D: Device, H> Transfer<D, H> {
             .expect("Transfer::inner is Some until wait consumes the ticket");
         match op.wait() {
             Ok(()) => Ok(Done { host, device }),
-            Err(error) => Err(Failed {
+            Err(error) => Err(Rejected {
                 error,
-                host,
-                device,
+                value: Done { host, device },
             }),
         }
     }

@@ -69,7 +69,7 @@ fn open_direct<D: Device>(dev: &D) -> Result<Option<Scratch>, CaseError> {
         "direct read without direct storage failed with {}, expected Unsupported or Unavailable",
         refused.error
     );
-    let (_, back) = get(dev, refused.device, 0, 4096)?;
+    let (_, back) = get(dev, refused.value.device, 0, 4096)?;
     expect_bytes("memory handed back by a refused direct read", &back, &bytes)?;
     Ok(None)
 }
@@ -140,7 +140,7 @@ pub fn direct_errors<D: Device>(ctx: &Ctx<D>) -> Outcome {
         "a read past the end of the file failed with {}, expected ShortIo",
         short.error
     );
-    let mut buf = short.device;
+    let mut buf = short.value.device;
 
     // (what, refused as Layout rather than OutOfRange, file offset, memory offset, len)
     let refusals = [
@@ -161,7 +161,7 @@ pub fn direct_errors<D: Device>(ctx: &Ctx<D>) -> Outcome {
                     _ => false,
                 };
                 check!(expected, "{what}: refused with {}", refused.error);
-                refused.device
+                refused.value.device
             }
         };
     }

@@ -40,8 +40,12 @@ pub fn out_of_range<D: Device>(ctx: &Ctx<D>) -> Outcome {
             "upload ({offset}, {len}): expected OutOfRange, got {}",
             refused.error
         );
-        expect_bytes("refused upload's host buffer", &refused.host, &host_bytes)?;
-        buf = refused.device;
+        expect_bytes(
+            "refused upload's host buffer",
+            &refused.value.host,
+            &host_bytes,
+        )?;
+        buf = refused.value.device;
         // Downloads of `len` bytes at `offset`.
         let refused = match dev.download(buf, offset, vec![7u8; len.min(size + 1)]) {
             Ok(_) => {
@@ -57,10 +61,10 @@ pub fn out_of_range<D: Device>(ctx: &Ctx<D>) -> Outcome {
             refused.error
         );
         check!(
-            refused.host.iter().all(|&b| b == 7),
+            refused.value.host.iter().all(|&b| b == 7),
             "refused download wrote into the host buffer"
         );
-        buf = refused.device;
+        buf = refused.value.device;
         ctx.checked(2);
     }
     let (_, back) = get(&dev, buf, 0, size)?;
@@ -85,7 +89,7 @@ pub fn foreign_memory<D: Device>(ctx: &Ctx<D>) -> Outcome {
                 "expected ForeignMemory, got {}",
                 refused.error
             );
-            let (_, back) = get(&a, refused.device, 0, 4096)?;
+            let (_, back) = get(&a, refused.value.device, 0, 4096)?;
             ctx.checked(1);
             expect_bytes("foreign buffer after refusal", &back, &pattern(3, 4096))
         }

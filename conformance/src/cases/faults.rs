@@ -45,11 +45,11 @@ pub fn upload_fault<D: Device>(ctx: &Ctx<D>) -> Outcome {
             &format!("upload with a {stage:?} fault"),
         )?;
         expect_transfer_error(&failed.error, Direction::Upload)?;
-        expect_bytes("source of a failed upload", &failed.host, &new)?;
-        let (buf, back) = get(&dev, failed.device, 0, LEN)?;
+        expect_bytes("source of a failed upload", &failed.value.host, &new)?;
+        let (buf, back) = get(&dev, failed.value.device, 0, LEN)?;
         expect_bytes("device bytes after a failed upload", &back, &old)?;
         // The device is still usable, and the retry lands.
-        let done = dev.upload_blocking(failed.host, buf, 0)?;
+        let done = dev.upload_blocking(failed.value.host, buf, 0)?;
         let (_, back) = get(&dev, done.device, 0, LEN)?;
         expect_bytes("retried upload", &back, &new)?;
         ctx.checked(1);
@@ -69,7 +69,7 @@ pub fn download_fault<D: Device>(ctx: &Ctx<D>) -> Outcome {
             &format!("download with a {stage:?} fault"),
         )?;
         expect_transfer_error(&failed.error, Direction::Download)?;
-        let done = dev.download_blocking(failed.device, 0, failed.host)?;
+        let done = dev.download_blocking(failed.value.device, 0, failed.value.host)?;
         expect_bytes("device bytes after a failed download", &done.host, &data)?;
         ctx.checked(1);
     }

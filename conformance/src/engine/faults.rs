@@ -36,14 +36,18 @@ pub fn enospc_on_write<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
                 .ok_or_else(|| CaseError(format!("write with ENOSPC at {stage:?} succeeded")))?,
         };
         expect_errno(&failed.error, IoOp::Write, ENOSPC)?;
-        expect_bytes("source of the failed write", &failed.buf, &pattern(2, len))?;
+        expect_bytes(
+            "source of the failed write",
+            &failed.value,
+            &pattern(2, len),
+        )?;
         let before = engine.read(&file, 0, vec![0u8; len])?.wait()?;
         expect_bytes(
             "bytes written before the failure",
             &before.buf,
             &pattern(1, len),
         )?;
-        round_trip(&engine, &file, len as u64, failed.buf)?;
+        round_trip(&engine, &file, len as u64, failed.value)?;
         ctx.checked(1);
     }
     check!(!engine.has_armed(), "an armed fault did not fire");
@@ -68,7 +72,7 @@ pub fn eio_on_read<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
                 .ok_or_else(|| CaseError(format!("read with EIO at {stage:?} succeeded")))?,
         };
         expect_errno(&failed.error, IoOp::Read, EIO)?;
-        let retry = engine.read(&file, 0, failed.buf)?.wait()?;
+        let retry = engine.read(&file, 0, failed.value)?.wait()?;
         expect_bytes("retried read", &retry.buf, &pattern(5, len))?;
         ctx.checked(1);
     }

@@ -8,6 +8,7 @@ use super::checksum::crc;
 use super::engine::{IoEngine, IoRequest};
 use super::file::SwapFile;
 use super::ticket::{IoFailed, IoTicket};
+use crate::Rejected;
 use crate::{Error, HostBuf, HostBufMut, IoOp};
 
 /// What submitting a request gives: its ticket, or the buffer back with the error.
@@ -91,7 +92,7 @@ fn submit_at<E: IoEngine, B: HostBuf>(
                 "offset + length is beyond the largest file offset",
             ),
         };
-        return Err(IoFailed { error, buf });
+        return Err(Rejected { error, value: buf });
     }
     let verify = file.checksummed();
     if verify && op == IoOp::Write {
@@ -121,7 +122,7 @@ fn submit_at<E: IoEngine, B: HostBuf>(
             if verify && op == IoOp::Write {
                 file.checksums().forget(offset, len as u64);
             }
-            Err(IoFailed { error, buf })
+            Err(Rejected { error, value: buf })
         }
     }
 }

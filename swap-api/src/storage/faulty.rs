@@ -23,7 +23,7 @@ use crate::{AioConfig, Error, FaultStage, IoOp, PendingOp, Result};
 /// engine.fail_next(IoOp::Write, libc::ENOSPC, FaultStage::Complete);
 /// let failed = engine.write(&file, 0, vec![7u8; 4096])?.wait().unwrap_err();
 /// assert!(failed.error.to_string().contains("No space left"));
-/// assert!(failed.buf.iter().all(|&b| b == 7)); // the source is intact
+/// assert!(failed.value.iter().all(|&b| b == 7)); // the source is intact
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]

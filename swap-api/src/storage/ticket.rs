@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::checksum::crc;
 use super::engine::IoPending;
 use super::file::SwapFile;
-use crate::{Error, HostBuf, IoOp};
+use crate::{Error, HostBuf, IoOp, Rejected};
 
 /// A finished request: the buffer back, and how long the request took.
 #[derive(Debug)]
@@ -17,41 +17,10 @@ pub struct IoDone<B> {
     pub latency: Duration,
 }
 
-/// A refused or failed request; the buffer comes back. For a failed write the
-/// buffer still holds the bytes that were to be written; for a failed read
-/// its contents are unspecified.
-pub struct IoFailed<B> {
-    /// What went wrong.
-    pub error: Error,
-    /// The host buffer.
-    pub buf: B,
-}
-
-impl<B> fmt::Debug for IoFailed<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IoFailed")
-            .field("error", &self.error)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<B> fmt::Display for IoFailed<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl<B> std::error::Error for IoFailed<B> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
-impl<B> From<IoFailed<B>> for Error {
-    fn from(failed: IoFailed<B>) -> Self {
-        failed.error
-    }
-}
+/// A refused or failed request; the buffer comes back in `value`. For a
+/// failed write it still holds the bytes that were to be written; for a
+/// failed read its contents are unspecified.
+pub type IoFailed<B> = Rejected<B>;
 
 /// What waiting on an [`IoTicket`] gives.
 pub type IoResult<B> = Result<IoDone<B>, IoFailed<B>>;
@@ -122,7 +91,7 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
                 if self.op == IoOp::Write {
                     self.file.checksums().forget(self.offset, self.len as u64);
                 }
-                Err(IoFailed { error, buf })
+                Err(Rejected { error, value: buf })
             }
         }
     }

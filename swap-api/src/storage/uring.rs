@@ -607,12 +607,12 @@ mod tests {
         let ticket = engine.write(&file, 0, data.clone()).unwrap();
         let failed = bounded(move || ticket.wait()).unwrap_err();
         assert_broken(&failed.error);
-        assert_eq!(failed.buf, data, "the buffer comes back intact");
+        assert_eq!(failed.value, data, "the buffer comes back intact");
 
         // Later submissions fail at once, with the buffer back.
         let refused = engine.read(&file, 0, vec![0u8; 4096]).unwrap_err();
         assert_broken(&refused.error);
-        assert_eq!(refused.buf.len(), 4096);
+        assert_eq!(refused.value.len(), 4096);
         drop(ManuallyDrop::into_inner(engine));
     }
 

@@ -51,7 +51,7 @@ pub(crate) fn run<D: Device>(
         };
         match started {
             Ok(ticket) => inflight.push_back((m.item, ticket)),
-            Err(failed) => done(m.item, failed.device, Err(failed.error)),
+            Err(failed) => done(m.item, failed.value.device, Err(failed.error)),
         }
     }
     for front in inflight {
@@ -68,6 +68,6 @@ fn finish<D: Device>(
 ) {
     match ticket.wait() {
         Ok(ok) => done(item, ok.device, Ok(())),
-        Err(failed) => done(item, failed.device, Err(failed.error)),
+        Err(failed) => done(item, failed.value.device, Err(failed.error)),
     }
 }

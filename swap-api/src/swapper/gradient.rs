@@ -116,7 +116,7 @@ impl<E: IoEngine> GradientSwapper<E> {
         let mut first_error = None;
         while let Some((extent, ticket)) = self.writes.pop_front() {
             if let Err(failed) = ticket.wait() {
-                self.failed.push((extent, failed.buf));
+                self.failed.push((extent, failed.value));
                 first_error.get_or_insert(failed.error);
             }
         }
@@ -126,7 +126,7 @@ impl<E: IoEngine> GradientSwapper<E> {
                 Err(failed) => Err(failed),
             };
             if let Err(failed) = result {
-                self.failed.push((extent, failed.buf));
+                self.failed.push((extent, failed.value));
                 first_error.get_or_insert(failed.error);
             }
         }
@@ -243,7 +243,7 @@ impl<E: IoEngine> GradientSwapper<E> {
                     Some((extent, ticket)) => {
                         if let Err(failed) = ticket.wait() {
                             tracing::warn!(error = %failed.error, "gradient slab write failed; flush retries it");
-                            self.failed.push((extent, failed.buf));
+                            self.failed.push((extent, failed.value));
                         }
                     }
                     // Our failed slabs hold the pool: write them again, or
@@ -284,13 +284,13 @@ impl<E: IoEngine> GradientSwapper<E> {
         part.set_len(padded)?;
         match self.store.write(extent.offset, part) {
             Ok(ticket) => self.writes.push_back((extent, ticket)),
-            Err(failed) => self.failed.push((extent, failed.buf)),
+            Err(failed) => self.failed.push((extent, failed.value)),
         }
         while self.writes.front().is_some_and(|(_, t)| t.is_complete()) {
             if let Some((extent, ticket)) = self.writes.pop_front() {
                 if let Err(failed) = ticket.wait() {
                     tracing::warn!(error = %failed.error, "gradient slab write failed; flush retries it");
-                    self.failed.push((extent, failed.buf));
+                    self.failed.push((extent, failed.value));
                 }
             }
         }

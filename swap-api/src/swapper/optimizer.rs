@@ -241,7 +241,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
                 Err(failed) => Err(failed),
             };
             if let Err(failed) = result {
-                self.unwritten.push((g, failed.buf));
+                self.unwritten.push((g, failed.value));
                 return Err(self.failed(g, "write back", failed.error));
             }
         }
@@ -271,7 +271,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         match self.store.write(self.groups[g].extent.offset, part) {
             Ok(ticket) => writes.push_back((g, ticket)),
             Err(failed) => {
-                self.unwritten.push((g, failed.buf));
+                self.unwritten.push((g, failed.value));
                 return Err(self.failed(g, "write back", failed.error));
             }
         }
@@ -286,7 +286,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
                 break;
             };
             if let Err(failed) = ticket.wait() {
-                self.unwritten.push((g, failed.buf));
+                self.unwritten.push((g, failed.value));
                 first_error.get_or_insert(self.failed(g, "write back", failed.error));
             }
         }

@@ -430,7 +430,7 @@ fn done<D: Device, H>(
 ) -> (crate::Result<()>, H, DeviceBuffer<D>) {
     match result {
         Ok(done) => (Ok(()), done.host, done.device),
-        Err(failed) => (Err(failed.error), failed.host, failed.device),
+        Err(failed) => (Err(failed.error), failed.value.host, failed.value.device),
     }
 }
 
