@@ -5,7 +5,7 @@ mod cli;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Move tensors between GPU memory, pinned host memory and NVMe files.
 #[derive(Debug, Parser)]
@@ -20,8 +20,10 @@ enum Command {
     /// Backends compiled in, devices found and their capabilities, page-locking
     /// limits, io_uring and direct-I/O support of a folder.
     Info(cli::info::InfoArgs),
-    /// Host <-> device transfer throughput next to a plain memcpy, and file
-    /// I/O throughput of an engine configuration (like DeepSpeed's ds_io).
+    /// The main job: tensors swapped out of device memory to a file and
+    /// back, verified, next to the engine alone making the same requests.
+    /// `--only device`: host <-> device transfers next to memcpy; `--only
+    /// files`: file I/O of an engine configuration (like DeepSpeed's ds_io).
     Bench(cli::bench::BenchArgs),
     /// Sweep block size x queue depth x parallelism and write the best
     /// DeepSpeed "aio" config (like ds_nvme_tune).
@@ -42,11 +44,16 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
-    let args = Args::parse();
+    // The matches also tell the bench which options were typed.
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     let mut out = std::io::stdout().lock();
     let outcome = match args.command {
         Command::Info(info) => cli::info::run(&info, &mut out),
-        Command::Bench(bench) => cli::bench::run(&bench, &mut out),
+        Command::Bench(bench) => {
+            let given = matches.subcommand_matches("bench").unwrap_or(&matches);
+            cli::bench::run(&bench, given, &mut out)
+        }
         Command::Tune(tune) => cli::tune::run(&tune, &mut out),
     };
     match outcome.and_then(|()| Ok(out.flush()?)) {

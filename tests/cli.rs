@@ -138,8 +138,24 @@ fn bad_arguments_are_errors_that_say_what_to_change() {
             "at least one slab",
         ),
         (
-            &["bench", "--swap", "--only", "files"][..],
+            &["bench", "--all", "--only", "files"][..],
             "cannot be used with",
+        ),
+        (
+            &["bench", "--write"][..],
+            "`--write` applies to `--only files`",
+        ),
+        (
+            &["bench", "--only", "files", "--tensors", "3"][..],
+            "add `--only swap`",
+        ),
+        (
+            &["bench", "--only", "device", "--folder", "/tmp"][..],
+            "`--folder` applies to the swap workload",
+        ),
+        (
+            &["bench", "--only", "files", "--backend", "cpu"][..],
+            "`--backend` applies to",
         ),
         (&["bench", "--only", "files", "--loops", "0"][..], "--loops"),
         (
@@ -310,7 +326,8 @@ fn swap_bench_json_compares_swaps_with_the_engine() {
     let folder = dir.path().to_str().expect("a UTF-8 path");
     let out = tensorswap(&[
         "bench",
-        "--swap",
+        "--only",
+        "swap",
         "--size",
         "8M",
         "--tensors",

@@ -24,9 +24,15 @@ impl From<swap_api::Error> for CaseError {
     }
 }
 
-/// A refused or failed call (transfer, file request, ...).
-impl<T> From<swap_api::Rejected<T>> for CaseError {
-    fn from(e: swap_api::Rejected<T>) -> Self {
+impl From<swap_api::swapper::SwapError> for CaseError {
+    fn from(e: swap_api::swapper::SwapError) -> Self {
+        CaseError(format!("unexpected swapper error: {e}"))
+    }
+}
+
+/// A refused or failed call (transfer, file request, swapper call, ...).
+impl<T, E: std::fmt::Display> From<swap_api::Rejected<T, E>> for CaseError {
+    fn from(e: swap_api::Rejected<T, E>) -> Self {
         CaseError(format!("unexpected failure: {}", e.error))
     }
 }

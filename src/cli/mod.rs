@@ -2,6 +2,7 @@
 
 pub(crate) mod bench;
 mod cpu;
+mod device_bench;
 pub(crate) mod info;
 mod io_bench;
 pub(crate) mod size;

@@ -1,9 +1,8 @@
-//! `tensorswap bench` (the main job): an end-to-end offload workload — N
-//! tensors of mixed sizes swapped out of device memory to a file and back,
-//! verified — next to the engine alone moving the same bytes in the same
-//! requests, measured alternately in the same run.
+//! The swap workload, what a bare `tensorswap bench` runs: N tensors of
+//! mixed sizes swapped out of device memory to a file and back, verified,
+//! next to the engine alone making the same file requests
+//! ([`Swapper::file_io_only`]), the two alternated in the same run.
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::time::Instant;
 
@@ -11,11 +10,8 @@ use anyhow::{ensure, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tensorswap::swapper::{SwapStore, Swapper, TensorMeta};
-use tensorswap::{
-    AioConfig, AnyDevice, AnyEngine, Device, DeviceExt, DirOptions, IoEngine, IoEngineExt, Slab,
-    SwapFile,
-};
+use tensorswap::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
+use tensorswap::{AioConfig, AnyDevice, Device, DeviceExt, DirOptions, IoEngine, IoOp, SwapFile};
 
 use super::io_bench::{direct_policy, IoTarget};
 use super::size;
@@ -23,15 +19,32 @@ use super::size;
 /// Options of the swap workload.
 #[derive(Debug, Args)]
 pub(crate) struct SwapArgs {
-    /// Number of tensors (sizes mixed, from about 1/32 to 2x the average).
+    /// Number of tensors (swap part; sizes mixed, from about 1/32 to 2x the average).
     #[arg(long, default_value_t = 64)]
     tensors: usize,
-    /// Bytes per pinned slab (tensors larger than a slab stream through several).
+    /// Bytes per pinned slab (swap part; tensors larger than a slab stream through several).
     #[arg(long, default_value = "16M", value_parser = size::parse)]
     slab_size: usize,
-    /// Pinned slabs: how many chunks can be in flight.
+    /// Pinned slabs (swap part): how many chunks can be in flight.
     #[arg(long, default_value_t = 4)]
     slabs: usize,
+    /// Swap straight between device memory and the file, no host copy
+    /// (swap part; DeepSpeed `use_gds`; cuda built with `gds`, and cpu).
+    /// Where the device cannot, the swap says why and goes through pinned memory.
+    #[arg(long)]
+    gds: bool,
+}
+
+/// What the swap workload shares with the files part.
+pub(crate) struct Common<'a> {
+    /// Folder, total bytes, engine, direct-I/O policy, checksums.
+    pub(crate) target: &'a IoTarget,
+    /// The engine's settings.
+    pub(crate) aio: &'a AioConfig,
+    /// Loops (each: swap out, swap in, engine write, engine read).
+    pub(crate) loops: usize,
+    /// JSON records instead of a table.
+    pub(crate) json: bool,
 }
 
 /// One measured operation of the swap workload.
@@ -48,6 +61,37 @@ struct SwapMeasurement {
     data_path: String,
 }
 
+/// The swapper under test, its tensors, and the engine-only baseline's file.
+struct Workload {
+    swapper: Swapper<AnyDevice>,
+    ids: Vec<TensorId>,
+    sizes: Vec<usize>,
+    baseline: SwapFile,
+}
+
+/// Per-loop seconds of swap out, swap in, engine write, engine read.
+type Times = [Vec<f64>; 4];
+
+pub(crate) fn run(
+    device: AnyDevice,
+    args: &SwapArgs,
+    common: &Common<'_>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    ensure!(args.tensors > 0, "--tensors must be at least 1");
+    ensure!(
+        common.target.size >= args.tensors,
+        "--size must give each tensor at least 1 byte"
+    );
+    let work = Workload::set_up(device, args, common)?;
+    if !common.json {
+        work.describe(common.loops, out)?;
+    }
+    let times = work.measure(common.loops)?;
+    work.verify()?;
+    work.report(&times, common.json, out)
+}
+
 /// Mixed tensor sizes summing to about `total`: weights 1, 2, 4, ... 64
 /// cycling, minus a few odd bytes so that most are not aligned.
 fn tensor_sizes(total: usize, count: usize) -> Vec<usize> {
@@ -60,72 +104,74 @@ fn tensor_sizes(total: usize, count: usize) -> Vec<usize> {
         .collect()
 }
 
-pub(crate) fn run(
-    device: AnyDevice,
-    target: &IoTarget,
-    aio: &AioConfig,
-    args: &SwapArgs,
-    loops: usize,
-    json: bool,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    ensure!(args.tensors > 0, "--tensors must be at least 1");
-    ensure!(
-        target.size >= args.tensors,
-        "--size must give each tensor at least 1 byte"
-    );
-    let backend = device.info().backend;
-    let store = SwapStore::builder()
-        .folder(&target.folder)
-        .dir_options(
-            DirOptions::default()
-                .direct_io(direct_policy(target.direct))
-                .checksums(target.checksums),
-        )
-        .aio(aio.clone())
-        .engine(target.engine)
-        .slab_size(args.slab_size)
-        .slabs(args.slabs)
-        .build_for(&device)
-        .with_context(|| format!("creating a swap store in {}", target.folder.display()))?;
-    let baseline_file = store.dir().create_file()?;
-    let swapper = Swapper::new(device, store)?;
-    let sizes = tensor_sizes(target.size, args.tensors);
-    let bytes: usize = sizes.iter().sum();
-    let ids: Vec<u64> = (0..sizes.len() as u64).collect();
-    let progress = ProgressBar::new(sizes.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} tensors uploaded")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    for (&id, &len) in ids.iter().zip(&sizes) {
-        let dev = swapper.device();
-        let mut host = dev.alloc_host(len)?;
-        stamp(&mut host, id);
-        let done = dev.upload_blocking(host, dev.alloc(len)?, 0)?;
-        swapper.register(id, TensorMeta::bytes_of(len), done.device)?;
-        progress.inc(1);
+impl Workload {
+    /// The store, the swapper and its tensors, uploaded and registered.
+    fn set_up(device: AnyDevice, args: &SwapArgs, common: &Common<'_>) -> anyhow::Result<Self> {
+        let target = common.target;
+        let store = SwapStore::builder()
+            .folder(&target.folder)
+            .dir_options(
+                DirOptions::default()
+                    .direct_io(direct_policy(target.direct))
+                    .checksums(target.checksums),
+            )
+            .aio(common.aio.clone())
+            .engine(target.engine)
+            .slab_size(args.slab_size)
+            .slabs(args.slabs)
+            .build_for(&device)
+            .with_context(|| format!("creating a swap store in {}", target.folder.display()))?;
+        let baseline = store.dir().create_file()?;
+        let swapper = if args.gds {
+            Swapper::with_direct_storage(device, store)?
+        } else {
+            Swapper::new(device, store)?
+        };
+        let sizes = tensor_sizes(target.size, args.tensors);
+        let ids: Vec<TensorId> = (0..sizes.len() as u64).collect();
+        let progress = ProgressBar::new(sizes.len() as u64).with_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} tensors uploaded")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        for (&id, &len) in ids.iter().zip(&sizes) {
+            let dev = swapper.device();
+            let mut host = dev.alloc_host(len)?;
+            stamp(&mut host, id);
+            let done = dev.upload_blocking(host, dev.alloc(len)?, 0)?;
+            swapper.register(id, TensorMeta::bytes_of(len), done.device)?;
+            progress.inc(1);
+        }
+        progress.finish_and_clear();
+        Ok(Self {
+            swapper,
+            ids,
+            sizes,
+            baseline,
+        })
     }
-    progress.finish_and_clear();
-    let store = swapper.store();
-    let chunks = baseline_chunks(&sizes, store.pool().slab_size(), store.alignment());
-    if !json {
-        let engine = store.engine();
-        let c = engine.config();
+
+    fn bytes(&self) -> usize {
+        self.sizes.iter().sum()
+    }
+
+    fn describe(&self, loops: usize, out: &mut impl Write) -> anyhow::Result<()> {
+        let store = self.swapper.store();
+        let device = self.swapper.device().info();
         writeln!(
             out,
-            "tensorswap bench: {} on {}; {} tensors, {} ({} to {} each) in {}",
-            backend,
-            swapper.device().info(),
-            sizes.len(),
-            size::show_approx(bytes),
-            size::show_approx(*sizes.iter().min().unwrap_or(&0)),
-            size::show_approx(*sizes.iter().max().unwrap_or(&0)),
+            "tensorswap bench: {} on {device}; {} tensors, {} ({} to {} each) in {}",
+            device.backend,
+            self.sizes.len(),
+            size::show_approx(self.bytes()),
+            size::show_approx(*self.sizes.iter().min().unwrap_or(&0)),
+            size::show_approx(*self.sizes.iter().max().unwrap_or(&0)),
             store.dir().path().display(),
         )?;
+        let c = store.engine().config();
         writeln!(
             out,
             "{} engine (block {}, queue depth {}, parallelism {}), {}, {} pinned slabs of {}{}; medians of {loops} loop(s), GB = 10^9 bytes",
-            engine.name(),
+            store.engine().name(),
             size::show(c.block_size),
             c.queue_depth,
             c.intra_op_parallelism,
@@ -134,96 +180,128 @@ pub(crate) fn run(
             size::show(store.pool().slab_size()),
             if store.pool().is_pinned() { "" } else { " (not page-locked)" },
         )?;
-        writeln!(out, "swap data path: {}", swapper.data_path())?;
+        writeln!(out, "swap data path: {}", self.swapper.data_path())?;
+        Ok(())
     }
-    // Seconds per loop: swap out, swap in, engine write, engine read. Odd
-    // loops run the swap before the engine, even loops after, so drift of
-    // the disk's speed during a run falls on both alike.
-    let mut times: [Vec<f64>; 4] = Default::default();
-    let swap_out = || timed(|| swapper.swap_out(&ids)?.wait());
-    let swap_in = || timed(|| swapper.swap_in(&ids)?.wait());
-    let engine = |write| engine_pass(store, &baseline_file, &chunks, write);
-    for round in 0..loops {
-        let [out, inn, write, read] = if round % 2 == 0 {
-            let write = engine(true)?;
-            let out = swap_out()?;
-            let read = engine(false)?;
-            [out, swap_in()?, write, read]
-        } else {
-            let out = swap_out()?;
-            let write = engine(true)?;
-            let inn = swap_in()?;
-            [out, inn, write, engine(false)?]
-        };
-        for (series, value) in times.iter_mut().zip([out, inn, write, read]) {
-            series.push(value);
+
+    /// One untimed round of each (every tensor gets its place in the store's
+    /// file, the baseline file its blocks), then `loops` timed rounds. Odd
+    /// rounds run the swap before the engine, even rounds after, so drift of
+    /// the disk's speed during a run falls on both alike.
+    fn measure(&self, loops: usize) -> anyhow::Result<Times> {
+        self.swap(IoOp::Write)?;
+        self.swap(IoOp::Read)?;
+        self.engine(IoOp::Write)?;
+        let mut times = Times::default();
+        for round in 0..loops {
+            let [out, inn, write, read] = if round % 2 == 0 {
+                let write = self.engine(IoOp::Write)?;
+                let out = self.swap(IoOp::Write)?;
+                let read = self.engine(IoOp::Read)?;
+                [out, self.swap(IoOp::Read)?, write, read]
+            } else {
+                let out = self.swap(IoOp::Write)?;
+                let write = self.engine(IoOp::Write)?;
+                let inn = self.swap(IoOp::Read)?;
+                [out, inn, write, self.engine(IoOp::Read)?]
+            };
+            for (series, value) in times.iter_mut().zip([out, inn, write, read]) {
+                series.push(value);
+            }
         }
+        Ok(times)
     }
-    // Ratios per loop (swap vs engine measured back to back), then medians.
+
+    /// Seconds to swap every tensor out (`Write`) or in (`Read`).
+    fn swap(&self, op: IoOp) -> anyhow::Result<f64> {
+        let start = Instant::now();
+        match op {
+            IoOp::Write => self.swapper.swap_out(&self.ids)?.wait()?,
+            IoOp::Read => self.swapper.swap_in(&self.ids)?.wait()?,
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    /// Seconds for the engine alone to make the same file requests.
+    fn engine(&self, op: IoOp) -> anyhow::Result<f64> {
+        let start = Instant::now();
+        self.swapper.file_io_only(&self.ids, op, &self.baseline)?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    /// Every byte of every tensor, after the last swap-in.
+    fn verify(&self) -> anyhow::Result<()> {
+        for (&id, &len) in self.ids.iter().zip(&self.sizes) {
+            let got = self.swapper.swap_into(id, vec![0u8; len])?;
+            let mut want = vec![0u8; len];
+            stamp(&mut want, id);
+            ensure!(got == want, "tensor {id} came back with different bytes");
+        }
+        Ok(())
+    }
+
+    fn report(&self, times: &Times, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+        let bytes = self.bytes();
+        let seconds: Vec<f64> = times.iter().map(|t| median(t.clone())).collect();
+        let ops = ["swap_out", "swap_in", "engine_write", "engine_read"];
+        let rows: Vec<SwapMeasurement> = ops
+            .iter()
+            .zip(&seconds)
+            .map(|(&op, &s)| SwapMeasurement {
+                op,
+                backend: self.swapper.device().info().backend,
+                bytes,
+                seconds: s,
+                gbps: bytes as f64 / s / 1e9,
+                data_path: self.swapper.data_path().to_string(),
+            })
+            .collect();
+        if json {
+            for row in &rows {
+                writeln!(out, "{}", serde_json::to_string(row)?)?;
+            }
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:>10} {:>10} {:>16} {:>8}",
+            "op", "swap GB/s", "engine-only GB/s", "ratio"
+        )?;
+        let round_trip = |a: f64, b: f64| 2.0 * bytes as f64 / (a + b) / 1e9;
+        let table = [
+            ("swap out", rows[0].gbps, rows[2].gbps),
+            ("swap in", rows[1].gbps, rows[3].gbps),
+            (
+                "round trip",
+                round_trip(seconds[0], seconds[1]),
+                round_trip(seconds[2], seconds[3]),
+            ),
+        ];
+        for ((name, swap, engine), ratio) in table.into_iter().zip(ratios(times)) {
+            writeln!(out, "{name:>10} {swap:>10.2} {engine:>16.2} {ratio:>7.2}x")?;
+        }
+        writeln!(
+            out,
+            "(ratio: median over loops of swap / engine-only measured back to back)"
+        )?;
+        writeln!(
+            out,
+            "every byte of every tensor verified after the last swap-in"
+        )?;
+        Ok(())
+    }
+}
+
+/// Swap out, swap in and round trip as medians over loops of the ratio of
+/// the engine's time to the swap's, both measured back to back.
+fn ratios([out, inn, write, read]: &Times) -> [f64; 3] {
     let ratio = |swap: &[f64], engine: &[f64]| -> f64 {
         median(swap.iter().zip(engine).map(|(s, e)| e / s).collect())
     };
-    let trip = |i: usize| times[0][i] + times[1][i];
-    let engine_trip = |i: usize| times[2][i] + times[3][i];
-    let trip_ratio = median((0..loops).map(|i| engine_trip(i) / trip(i)).collect());
-    let ratios = [
-        ratio(&times[0], &times[2]),
-        ratio(&times[1], &times[3]),
-        trip_ratio,
-    ];
-    for (&id, &len) in ids.iter().zip(&sizes) {
-        let got = swapper.swap_into(id, vec![0u8; len])?;
-        let mut want = vec![0u8; len];
-        stamp(&mut want, id);
-        ensure!(got == want, "tensor {id} came back with different bytes");
-    }
-    let seconds: Vec<f64> = times.into_iter().map(median).collect();
-    let ops = ["swap_out", "swap_in", "engine_write", "engine_read"];
-    let rows: Vec<SwapMeasurement> = ops
-        .iter()
-        .zip(&seconds)
-        .map(|(&op, &s)| SwapMeasurement {
-            op,
-            backend,
-            bytes,
-            seconds: s,
-            gbps: bytes as f64 / s / 1e9,
-            data_path: swapper.data_path().to_string(),
-        })
+    let trips = (0..out.len())
+        .map(|i| (write[i] + read[i]) / (out[i] + inn[i]))
         .collect();
-    if json {
-        for row in &rows {
-            writeln!(out, "{}", serde_json::to_string(row)?)?;
-        }
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:>10} {:>10} {:>16} {:>8}",
-        "op", "swap GB/s", "engine-only GB/s", "ratio"
-    )?;
-    let round_trip = |a: f64, b: f64| 2.0 * bytes as f64 / (a + b) / 1e9;
-    let table = [
-        ("swap out", rows[0].gbps, rows[2].gbps),
-        ("swap in", rows[1].gbps, rows[3].gbps),
-        (
-            "round trip",
-            round_trip(seconds[0], seconds[1]),
-            round_trip(seconds[2], seconds[3]),
-        ),
-    ];
-    for ((name, swap, engine), ratio) in table.into_iter().zip(ratios) {
-        writeln!(out, "{name:>10} {swap:>10.2} {engine:>16.2} {ratio:>7.2}x")?;
-    }
-    writeln!(
-        out,
-        "(ratio: median over loops of swap / engine-only measured back to back)"
-    )?;
-    writeln!(
-        out,
-        "every byte of every tensor verified after the last swap-in"
-    )?;
-    Ok(())
+    [ratio(out, write), ratio(inn, read), median(trips)]
 }
 
 /// Writes a tensor's deterministic bytes (id in every 8-byte word).
@@ -232,86 +310,6 @@ fn stamp(bytes: &mut [u8], id: u64) {
         let word = (id << 40 | i as u64).to_le_bytes();
         chunk.copy_from_slice(&word[..chunk.len()]);
     }
-}
-
-/// The requests the swapper makes for these tensors: each tensor cut into
-/// slab-sized chunks (padded), small ones packed into shared slabs.
-/// Returns, per slab, the (file offset, padded length) of its chunks.
-fn baseline_chunks(sizes: &[usize], slab: usize, align: usize) -> Vec<Vec<(u64, usize)>> {
-    let mut batches = vec![Vec::new()];
-    let (mut used, mut offset) = (0, 0u64);
-    for &len in sizes {
-        let padded = len.next_multiple_of(align);
-        if used + padded.min(slab) > slab {
-            batches.push(Vec::new());
-            used = 0;
-        }
-        let mut done = 0;
-        while done < padded {
-            let n = (padded - done).min(slab);
-            if let Some(batch) = batches.last_mut() {
-                batch.push((offset + done as u64, n));
-            }
-            (used, done) = (used + n, done + n);
-            if used == slab {
-                batches.push(Vec::new());
-                used = 0;
-            }
-        }
-        offset += padded as u64;
-    }
-    batches.retain(|b| !b.is_empty());
-    batches
-}
-
-/// The engine alone writing (or reading) the same requests through the same
-/// pool, as many in flight as there are slabs. Returns seconds.
-fn engine_pass(
-    store: &SwapStore<AnyEngine>,
-    file: &SwapFile,
-    batches: &[Vec<(u64, usize)>],
-    write: bool,
-) -> anyhow::Result<f64> {
-    let engine = store.engine();
-    let pool = store.pool();
-    let start = Instant::now();
-    let mut inflight = VecDeque::new();
-    for batch in batches {
-        let slab: Slab = loop {
-            match pool.try_lease() {
-                Ok(slab) => break slab,
-                Err(_) => match inflight.pop_front() {
-                    Some(ticket) => drop(finish(ticket)?),
-                    None => break pool.lease(),
-                },
-            }
-        };
-        let lens: Vec<usize> = batch.iter().map(|&(_, n)| n).collect();
-        for (&(offset, _), part) in batch.iter().zip(slab.split(&lens)?) {
-            let ticket = if write {
-                engine.write(file, offset, part)?
-            } else {
-                engine.read(file, offset, part)?
-            };
-            inflight.push_back(ticket);
-        }
-    }
-    for ticket in inflight {
-        finish(ticket)?;
-    }
-    Ok(start.elapsed().as_secs_f64())
-}
-
-fn finish<P: tensorswap::IoPending, B: tensorswap::HostBuf>(
-    ticket: tensorswap::IoTicket<P, B>,
-) -> anyhow::Result<B> {
-    Ok(ticket.wait()?.buf)
-}
-
-fn timed(f: impl FnOnce() -> tensorswap::Result<()>) -> anyhow::Result<f64> {
-    let start = Instant::now();
-    f()?;
-    Ok(start.elapsed().as_secs_f64())
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {

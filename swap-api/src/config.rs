@@ -16,7 +16,10 @@ const MAX_PARALLELISM: usize = 256;
 ///
 /// Keys and defaults are DeepSpeed's. `thread_count` is accepted as the older
 /// name of `intra_op_parallelism`. Unknown keys are an error that names the
-/// key and the known ones (DeepSpeed ignores them silently).
+/// key and the known ones (DeepSpeed ignores them silently). The section's
+/// `use_gds` key is accepted and left to the swappers, which act on it
+/// ([`AioSection`](crate::swapper::AioSection)): it says how tensors travel,
+/// not how the engine runs.
 ///
 /// ```
 /// use swap_api::AioConfig;
@@ -47,11 +50,6 @@ pub struct AioConfig {
     pub single_submit: bool,
     /// Keep submitting while completions are reaped (default true).
     pub overlap_events: bool,
-    /// GPUDirect Storage: swappers move tensors between files and device
-    /// memory without the host bounce (default false). Where the device
-    /// cannot, they fall back to pinned host memory and say why
-    /// ([`DataPath`](crate::swapper::DataPath)).
-    pub use_gds: bool,
 }
 
 impl Default for AioConfig {
@@ -62,7 +60,6 @@ impl Default for AioConfig {
             intra_op_parallelism: 1,
             single_submit: false,
             overlap_events: true,
-            use_gds: false,
         }
     }
 }
@@ -71,14 +68,7 @@ impl AioConfig {
     /// Parses either a whole DeepSpeed config (its `"aio"` key is used, other
     /// top-level sections are left to their owners) or the bare section.
     pub fn from_json(text: &str) -> Result<Self> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(config_error)?;
-        let section = match value.get("aio") {
-            Some(section) => section.clone(),
-            None => value,
-        };
-        let config: Self = serde_json::from_value(section).map_err(config_error)?;
-        config.validate()?;
-        Ok(config)
+        Ok(parse_section(text)?.0)
     }
 
     /// The config as a DeepSpeed `{"aio": {...}}` object, every key spelled out.
@@ -138,6 +128,32 @@ impl AioConfig {
     }
 }
 
+/// The `"aio"` section of `text` (a whole DeepSpeed config or the bare
+/// section): the engine's settings, and the value of `use_gds` (false when
+/// absent), the one key of the section that is not the engine's.
+pub(crate) fn parse_section(text: &str) -> Result<(AioConfig, bool)> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(config_error)?;
+    let mut section = match value.get("aio") {
+        Some(section) => section.clone(),
+        None => value,
+    };
+    let use_gds = match section
+        .as_object_mut()
+        .and_then(|keys| keys.remove("use_gds"))
+    {
+        None => false,
+        Some(serde_json::Value::Bool(on)) => on,
+        Some(other) => {
+            return Err(Error::Config {
+                reason: format!("\"aio\" section: `use_gds` is {other}; it must be true or false"),
+            })
+        }
+    };
+    let config: AioConfig = serde_json::from_value(section).map_err(config_error)?;
+    config.validate()?;
+    Ok((config, use_gds))
+}
+
 fn config_error(err: serde_json::Error) -> Error {
     Error::Config {
         reason: format!("\"aio\" section: {err}"),
@@ -156,7 +172,7 @@ mod tests {
             (c.block_size, c.queue_depth, c.intra_op_parallelism),
             (1048576, 8, 1)
         );
-        assert!(!c.single_submit && c.overlap_events && !c.use_gds);
+        assert!(!c.single_submit && c.overlap_events);
     }
 
     #[test]
@@ -176,9 +192,19 @@ mod tests {
                 intra_op_parallelism: 4,
                 single_submit: true,
                 overlap_events: false,
-                use_gds: true,
             }
         );
+        assert_eq!(parse_section(text).unwrap(), (c, true));
+    }
+
+    #[test]
+    fn use_gds_must_be_a_boolean() {
+        let err = AioConfig::from_json(r#"{"aio": {"use_gds": 1}}"#).unwrap_err();
+        assert!(
+            matches!(&err, Error::Config { reason } if reason.contains("use_gds")),
+            "{err}"
+        );
+        assert!(!parse_section(r#"{"aio": {}}"#).unwrap().1);
     }
 
     #[test]

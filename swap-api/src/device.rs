@@ -3,7 +3,7 @@
 use std::fmt;
 use std::ptr::NonNull;
 
-use crate::{Error, IoOp, Result, SwapFile};
+use crate::{Error, IoOp, PendingOp, Result, SwapFile};
 
 /// What a backend can do; the conformance suite tests only what is claimed here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,22 +124,6 @@ impl fmt::Debug for PinnedAlloc {
 unsafe impl Send for PinnedAlloc {}
 // SAFETY: as above; &PinnedAlloc hands out only the address.
 unsafe impl Sync for PinnedAlloc {}
-
-/// A backend's in-flight operation.
-///
-/// # Contract
-/// - `is_complete` never blocks; once it returns true, `wait` returns at once.
-/// - `wait` blocks until the operation has finished touching both buffers and
-///   returns its outcome. After `wait` returns (with `Ok` or `Err`) the
-///   backend no longer reads or writes the memory involved.
-/// - Dropping a pending operation without waiting must not free or reuse any
-///   memory involved; the safe layer ([`crate::Transfer`]) always waits.
-pub trait PendingOp: Send + 'static {
-    /// True when the operation has finished (successfully or not).
-    fn is_complete(&self) -> bool;
-    /// Blocks until the operation has finished and returns its outcome.
-    fn wait(self) -> Result<()>;
-}
 
 /// A device that holds memory and copies bytes to and from host memory.
 ///

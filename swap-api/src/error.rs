@@ -54,7 +54,14 @@ impl fmt::Display for IoOp {
     }
 }
 
-/// Everything that can go wrong in tensorswap, with the context needed to act on it.
+/// What can go wrong below the swappers (devices, host memory, pools, files
+/// and I/O engines, configuration), with the context needed to act on it.
+/// The swappers' own refusals are [`SwapError`](crate::swapper::SwapError),
+/// which wraps this one.
+///
+/// Every message is whole on its own: an OS error is part of the message
+/// and is not returned again by `source()`, so printing the chain
+/// (`{:#}` with anyhow) shows each cause once.
 ///
 /// The enum is `#[non_exhaustive]`: match the variants you handle and keep a
 /// fallback arm.
@@ -126,13 +133,12 @@ pub enum Error {
     },
 
     /// Page-locking (pinning) host memory failed.
-    #[error("could not page-lock {len} bytes: {source}; raise RLIMIT_MEMLOCK (`ulimit -l`) or open the device with pinning off")]
+    #[error("could not page-lock {len} bytes: {cause}; raise RLIMIT_MEMLOCK (`ulimit -l`) or open the device with pinning off")]
     Pin {
         /// Bytes that were to be locked.
         len: usize,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message; not repeated as `source()`).
+        cause: std::io::Error,
     },
 
     /// A transfer was submitted but failed; its buffers are returned intact to the caller.
@@ -206,8 +212,8 @@ pub enum Error {
         device: &'static str,
     },
 
-    /// A read or write of a swap file failed; the OS error is the source.
-    #[error("{op} of {len} bytes at offset {offset} in {path} failed: {source}", path = path.display())]
+    /// A read or write of a swap file failed.
+    #[error("{op} of {len} bytes at offset {offset} in {path} failed: {cause}", path = path.display())]
     Io {
         /// Read or write.
         op: IoOp,
@@ -217,21 +223,19 @@ pub enum Error {
         offset: u64,
         /// Length of the failed piece.
         len: usize,
-        /// The OS error (`errno`).
-        #[source]
-        source: std::io::Error,
+        /// The OS error (`errno`; in the message, not repeated as `source()`).
+        cause: std::io::Error,
     },
 
     /// An operation on a swap file or folder other than a read or write failed.
-    #[error("{op} {path} failed: {source}", path = path.display())]
+    #[error("{op} {path} failed: {cause}", path = path.display())]
     File {
         /// What was attempted (`"create"`, `"open"`, `"truncate"`, ...).
         op: &'static str,
         /// The file or folder.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not repeated as `source()`).
+        cause: std::io::Error,
     },
 
     /// A read reached the end of the file (or a write made no progress)
@@ -281,54 +285,6 @@ pub enum Error {
         requested: u64,
         /// Bytes the process may lock.
         limit: u64,
-    },
-
-    /// No tensor with this id is registered with the swapper.
-    #[error("tensor {id} is not registered with this swapper")]
-    UnknownTensor {
-        /// The id asked for.
-        id: u64,
-    },
-
-    /// The operation is not allowed in the tensor's current state (e.g.
-    /// swapping in a resident tensor, or reading a stored one).
-    #[error("cannot {op} tensor {id}: it is {state}{hint}")]
-    InvalidState {
-        /// The tensor.
-        id: u64,
-        /// The operation asked for (`"swap_out"`, `"get"`, ...).
-        op: &'static str,
-        /// The state it was in.
-        state: crate::swapper::TensorState,
-        /// What to do instead, when there is something to say (starts with "; ").
-        hint: &'static str,
-    },
-
-    /// A swap failed for one tensor; the tensor is still readable where it
-    /// was before the swap (see the source for the file, offset and errno).
-    #[error("{op} of tensor {id} failed: {source}")]
-    Swap {
-        /// The tensor.
-        id: u64,
-        /// `"swap_out"` or `"swap_in"`.
-        op: &'static str,
-        /// The underlying failure, shared with the tensor's status.
-        #[source]
-        source: std::sync::Arc<Error>,
-    },
-
-    /// The swapper was dropped before this queued work ran.
-    #[error("{what} was cancelled: its swapper was dropped first")]
-    Closed {
-        /// What was cancelled.
-        what: &'static str,
-    },
-
-    /// A swapper's fixed buffers cannot hold what was asked for.
-    #[error("not enough buffers: {reason}")]
-    Buffers {
-        /// What was needed, what there is, and which knob to change.
-        reason: String,
     },
 
     /// A configuration value or key is not valid.

@@ -3,8 +3,9 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
+use crate::buffer::{HostBuf, HostBufMut, HostBuffer};
 use crate::transfer::{Done, Failed, Transfer, TransferResult};
+use crate::DeviceBuffer;
 use crate::{check_range, Device, Direction, Error, IoOp, PendingOp, Rejected, Result, SwapFile};
 
 /// Safe operations on any [`Device`]: allocation, registered host memory and
@@ -13,12 +14,17 @@ use crate::{check_range, Device, Direction, Error, IoOp, PendingOp, Rejected, Re
 /// Implemented for every `Device`; bring it into scope and call the methods on
 /// the device.
 ///
-/// ```ignore
+/// ```
 /// use swap_api::DeviceExt;
-/// let host = dev.alloc_host(1 << 20)?;          // pinned where the backend can
+/// let dev = backend_cpu::CpuDevice::new()?;
+/// let mut host = dev.alloc_host(1 << 20)?;      // pinned where the backend can
+/// host.fill(7);
 /// let mem = dev.alloc(1 << 20)?;                // device memory
-/// let up = dev.upload(host, mem, 0)?;           // ticket owns both buffers
+/// let up = dev.upload(host, mem, 0)?;           // the ticket owns both buffers
 /// let done = up.wait()?;                        // ... and gives them back
+/// let back = dev.download(done.device, 0, vec![0u8; 1 << 20])?.wait()?;
+/// assert!(back.host.iter().all(|&b| b == 7));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait DeviceExt: Device + Sized {
     /// Allocates `len` bytes of device memory.

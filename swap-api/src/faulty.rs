@@ -5,28 +5,25 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{
-    Capabilities, Device, DeviceInfo, Direction, Error, IoOp, PendingOp, PinnedAlloc, Result,
-    SwapFile,
+    Capabilities, Device, DeviceInfo, Direction, Error, FaultStage, IoOp, PendingOp, PinnedAlloc,
+    Result, SwapFile,
 };
-
-/// When an injected transfer fault shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultStage {
-    /// The submission itself is refused (the buffers come straight back).
-    Submit,
-    /// The submission is accepted and the ticket completes with the error,
-    /// without the copy having happened.
-    Complete,
-}
 
 /// Wraps a device and fails the Nth allocation or transfer on request.
 ///
 /// Everything else is passed through unchanged, so a `FaultyDevice` with no
 /// fault armed must pass the whole conformance suite.
 ///
-/// ```ignore
-/// let dev = FaultyDevice::new(CpuDevice::new()?);
+/// ```
+/// use swap_api::{DeviceExt, FaultStage, FaultyDevice};
+/// let dev = FaultyDevice::new(backend_cpu::CpuDevice::new()?);
 /// dev.fail_transfer(2, FaultStage::Complete); // the 2nd transfer from now fails
+/// let host = dev.alloc_host(4096)?;
+/// let first = dev.upload(host, dev.alloc(4096)?, 0)?.wait()?;
+/// let failed = dev.upload(first.host, first.device, 0)?.wait().unwrap_err();
+/// assert!(matches!(failed.error, swap_api::Error::Transfer { .. }));
+/// assert_eq!(failed.value.host.len(), 4096); // both buffers come back
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct FaultyDevice<D> {
@@ -116,43 +113,43 @@ impl<D: Device> FaultyDevice<D> {
         offset: usize,
         len: usize,
         start: impl FnOnce() -> Result<D::Pending>,
-    ) -> Result<FaultyPending<D::Pending>> {
+    ) -> Result<FaultyDevicePending<D::Pending>> {
         match self.next_transfer_fault(direction, offset, len) {
-            None => start().map(FaultyPending::Real),
+            None => start().map(FaultyDevicePending::Real),
             Some((error, FaultStage::Submit)) => Err(error),
-            Some((error, FaultStage::Complete)) => Ok(FaultyPending::Failed(error)),
+            Some((error, FaultStage::Complete)) => Ok(FaultyDevicePending::Failed(error)),
         }
     }
 }
 
 /// A pending op of [`FaultyDevice`]: the real one, or an injected failure.
 #[derive(Debug)]
-pub enum FaultyPending<P> {
+pub enum FaultyDevicePending<P> {
     /// Passed through to the wrapped device.
     Real(P),
     /// Completes at once with this error; no byte was copied.
     Failed(Error),
 }
 
-impl<P: PendingOp> PendingOp for FaultyPending<P> {
+impl<P: PendingOp> PendingOp for FaultyDevicePending<P> {
     fn is_complete(&self) -> bool {
         match self {
-            FaultyPending::Real(op) => op.is_complete(),
-            FaultyPending::Failed(_) => true,
+            FaultyDevicePending::Real(op) => op.is_complete(),
+            FaultyDevicePending::Failed(_) => true,
         }
     }
 
     fn wait(self) -> Result<()> {
         match self {
-            FaultyPending::Real(op) => op.wait(),
-            FaultyPending::Failed(error) => Err(error),
+            FaultyDevicePending::Real(op) => op.wait(),
+            FaultyDevicePending::Failed(error) => Err(error),
         }
     }
 }
 
 impl<D: Device> Device for FaultyDevice<D> {
     type Memory = D::Memory;
-    type Pending = FaultyPending<D::Pending>;
+    type Pending = FaultyDevicePending<D::Pending>;
     type Registration = D::Registration;
 
     fn info(&self) -> DeviceInfo {

@@ -2,7 +2,7 @@
 //!
 //! - [`Device`]: the small, `unsafe`-contract trait a backend implements
 //!   (device memory, host registration, asynchronous copies with one
-//!   [`PendingOp`] per copy).
+//!   [`PendingOp`] per copy, optional direct storage).
 //! - [`DeviceExt`]: the safe layer every user calls. It validates ranges and
 //!   moves ownership of both buffers into each [`Transfer`] until it completes,
 //!   so safe code cannot race a copy, free memory under it, or `mem::forget`
@@ -10,33 +10,69 @@
 //! - [`HostBuffer`] / [`HostTensor`]: page-aligned host memory, pinned where
 //!   the backend can, and typed `bytemuck::Pod` views over it that keep the
 //!   logical length apart from the padded one.
-//! - [`FaultyDevice`]: a decorator that injects faults into any backend.
+//! - [`FaultyDevice`] and [`FaultyEngine`]: decorators that inject faults
+//!   into any backend or engine.
 //! - [`storage`]: swap folders and files and the asynchronous file I/O
 //!   engines ([`IoEngine`], io_uring and thread pool), with [`IoEngineExt`]
 //!   as the safe, buffer-owning layer.
 //! - [`PinnedPool`]: one aligned, locked arena leased in slabs.
 //! - [`swapper`]: the swappers ([`swapper::Swapper`] and the parameter,
-//!   optimizer and gradient swappers on top of it).
-//! - [`AioConfig`]: DeepSpeed's `"aio"` config section.
-//! - [`Error`]: one `#[non_exhaustive]` error enum with context fields.
+//!   optimizer and gradient swappers on top of it), with their own error,
+//!   [`swapper::SwapError`].
+//! - [`AioConfig`]: the engine's settings from DeepSpeed's `"aio"` section.
+//! - [`Error`]: the `#[non_exhaustive]` error of everything below the
+//!   swappers; [`Rejected`] hands a refused call's buffers back with it.
 //!
-//! ```ignore
+//! ```
 //! use swap_api::DeviceExt;
+//! let dev = backend_cpu::CpuDevice::new()?;
 //! let mut host = dev.alloc_host(4096)?;
 //! host.fill(7);
 //! let done = dev.upload(host, dev.alloc(4096)?, 0)?.wait()?;
 //! let back = dev.download(done.device, 0, vec![0u8; 4096])?.wait()?;
 //! assert!(back.host.iter().all(|&b| b == 7));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Layers: what each module may use
+//!
+//! From the bottom up; a module uses only the layers below it (and its own).
+//! A change that needs an upward edge belongs in a higher layer.
+//!
+//! 1. **Foundations**: `error` ([`Error`], [`Result`], [`check_range`]),
+//!    `rejected` ([`Rejected`]), `pending` ([`PendingOp`]), `fault`
+//!    ([`FaultStage`]), `config` ([`AioConfig`]), [`sys`] (the OS and the
+//!    allocator), [`sync`] ([`sync::WorkerThread`], [`sync::Latch`]). They
+//!    use `std`, `libc`, `serde` and each other only.
+//! 2. **Host memory**: [`buffer`] (host and device buffer handles, the
+//!    [`HostBuf`] traits), `tensor` ([`HostTensor`]), `pinning`
+//!    ([`Pinning`]). They use the foundations.
+//! 3. **Storage**: [`storage`] (folders, files, engines, tickets). It uses
+//!    the layers below; it knows no device.
+//! 4. **Devices**: `device` (the [`Device`] trait), `device_buffer`
+//!    ([`DeviceBuffer`]), `ext` ([`DeviceExt`]), `transfer` ([`Transfer`]),
+//!    `faulty` ([`FaultyDevice`]). They use the layers below; storage only
+//!    for direct storage's [`SwapFile`].
+//! 5. **Pools**: [`pool`] ([`PinnedPool`]). It uses devices (to register
+//!    its arena) and storage (to offer it to an engine).
+//! 6. **Swappers**: [`swapper`]. Everything above; nothing uses it. Its
+//!    errors are [`swapper::SwapError`], which wraps [`Error`].
+//!
+//! Backends (`backend-cpu`, `backend-wgpu`, `backend-cuda`) implement
+//! [`Device`] on the public items of layers 1 to 4 ([`sync`] and [`sys`]
+//! included); no backend knows another, and this crate knows none.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;
 mod config;
 mod device;
+mod device_buffer;
 mod error;
 mod ext;
+mod fault;
 mod faulty;
+mod pending;
 mod pinning;
 pub mod pool;
 mod rejected;
@@ -47,12 +83,15 @@ pub mod sys;
 mod tensor;
 mod transfer;
 
-pub use buffer::{DeviceBuffer, HostBuf, HostBufMut, HostBuffer};
+pub use buffer::{HostBuf, HostBufMut, HostBuffer};
 pub use config::AioConfig;
-pub use device::{Capabilities, Device, DeviceInfo, PendingOp, PinnedAlloc};
+pub use device::{Capabilities, Device, DeviceInfo, PinnedAlloc};
+pub use device_buffer::DeviceBuffer;
 pub use error::{check_range, Direction, Error, IoOp, Result};
 pub use ext::DeviceExt;
-pub use faulty::{FaultStage, FaultyDevice, FaultyPending};
+pub use fault::FaultStage;
+pub use faulty::{FaultyDevice, FaultyDevicePending};
+pub use pending::PendingOp;
 pub use pinning::Pinning;
 pub use pool::{PinnedPool, PinnedPoolBuilder, PoolStats, Slab, SlabPart};
 pub use rejected::Rejected;

@@ -117,7 +117,7 @@ impl FileOp {
                 path,
                 offset,
                 len,
-                source: cause(done),
+                cause: cause(done),
             }),
         }
     }

@@ -48,7 +48,9 @@ pub fn missing_file<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     let id = file.id();
     std::fs::remove_file(file.path()).map_err(|e| CaseError(format!("remove: {e}")))?;
     match s.dir.open_file(id) {
-        Err(Error::File { source, .. }) if source.raw_os_error() == Some(libc_enoent()) => Ok(()),
+        Err(Error::File { cause: source, .. }) if source.raw_os_error() == Some(libc_enoent()) => {
+            Ok(())
+        }
         Err(other) => Err(CaseError(format!("expected File/ENOENT, got {other}"))),
         Ok(_) => Err(CaseError("opened a removed file".into())),
     }

@@ -11,7 +11,7 @@ const EIO: i32 = 5;
 
 fn expect_errno(error: &Error, op: IoOp, errno: i32) -> Outcome {
     check!(
-        matches!(error, Error::Io { op: o, source, .. } if *o == op && source.raw_os_error() == Some(errno)),
+        matches!(error, Error::Io { op: o, cause: source, .. } if *o == op && source.raw_os_error() == Some(errno)),
         "expected a {op} Io error with errno {errno}, got {error}"
     );
     Ok(())

@@ -66,7 +66,7 @@ pub fn gds_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
         s.device().fail_transfer(1, stage);
         let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out with a failing transfer")?;
         check!(
-            matches!(*source, Error::Transfer { .. }),
+            matches!(source.core(), Some(Error::Transfer { .. })),
             "the failed swap-out surfaced as {source}"
         );
         expect_state(&rig, TensorState::Resident, "after the failed swap-out")?;

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use swap_api::swapper::TensorState;
+use swap_api::swapper::{SwapError, TensorState};
 use swap_api::{Device, DirOptions, Error, FaultStage, IoOp};
 
 use super::{rig, Rig, SLAB};
@@ -13,11 +13,11 @@ const LEN: usize = 2 * SLAB + 300;
 
 /// The `Swap` error of a ticket or `get`, with its source.
 pub(super) fn swap_error(
-    result: Result<(), Error>,
+    result: Result<(), SwapError>,
     what: &str,
-) -> Result<std::sync::Arc<Error>, CaseError> {
+) -> Result<std::sync::Arc<SwapError>, CaseError> {
     match result {
-        Err(Error::Swap { id: 1, source, .. }) => Ok(source),
+        Err(SwapError::Tensor { id: 1, cause, .. }) => Ok(cause),
         other => Err(CaseError(format!(
             "{what}: expected a Swap error for tensor 1, got {other:?}"
         ))),
@@ -48,7 +48,7 @@ pub fn device_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
         s.device().fail_transfer(2, stage); // the second chunk's download
         let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out with a failing download")?;
         check!(
-            matches!(*source, Error::Transfer { .. }),
+            matches!(source.core(), Some(Error::Transfer { .. })),
             "download fault surfaced as {source}"
         );
         expect_state(&rig, TensorState::Resident, "after the failed swap-out")?;
@@ -61,7 +61,7 @@ pub fn device_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
         s.device().fail_transfer(3, stage); // the third chunk's upload
         let source = swap_error(s.swap_in(&[1])?.wait(), "swap_in with a failing upload")?;
         check!(
-            matches!(*source, Error::Transfer { .. }),
+            matches!(source.core(), Some(Error::Transfer { .. })),
             "upload fault surfaced as {source}"
         );
         expect_state(&rig, TensorState::Stored, "after the failed swap-in")?;
@@ -89,8 +89,8 @@ pub fn engine_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
         engine.fail_next(IoOp::Write, libc::ENOSPC, stage);
         let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out on a full disk")?;
         check!(
-            matches!(&*source, Error::Io { op: IoOp::Write, path, source, .. }
-                if path == s.store().path() && source.raw_os_error() == Some(libc::ENOSPC)),
+            matches!(source.core(), Some(Error::Io { op: IoOp::Write, path, cause, .. })
+                if path == s.store().path() && cause.raw_os_error() == Some(libc::ENOSPC)),
             "ENOSPC surfaced as {source}"
         );
         expect_state(&rig, TensorState::Resident, "after ENOSPC")?;
@@ -104,7 +104,7 @@ pub fn engine_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
         s.prefetch(&[1])?;
         let source = swap_error(s.get(1).map(drop), "get after a failed prefetch")?;
         check!(
-            matches!(&*source, Error::Io { op: IoOp::Read, source, .. } if source.raw_os_error() == Some(libc::EIO)),
+            matches!(source.core(), Some(Error::Io { op: IoOp::Read, cause, .. }) if cause.raw_os_error() == Some(libc::EIO)),
             "EIO surfaced as {source}"
         );
         expect_state(&rig, TensorState::Stored, "after EIO")?;
@@ -139,13 +139,13 @@ pub fn checksum_mismatch<D: Device>(ctx: &Ctx<D>) -> Outcome {
         .map_err(|e| CaseError(format!("corrupting the store file: {e}")))?;
     let source = swap_error(s.swap_in(&[1])?.wait(), "swap_in of corrupted bytes")?;
     check!(
-        matches!(*source, Error::Checksum { .. }),
+        matches!(source.core(), Some(Error::Checksum { .. })),
         "corruption surfaced as {source}"
     );
     expect_state(&rig, TensorState::Stored, "after the checksum mismatch")?;
     let into = s.swap_into(1, vec![0u8; LEN]);
     check!(
-        matches!(into, Err(ref r) if matches!(r.error, Error::Checksum { .. })),
+        matches!(into, Err(ref r) if matches!(r.error.core(), Some(Error::Checksum { .. }))),
         "swap_into of corrupted bytes did not fail with Checksum"
     );
     ctx.checked(2);

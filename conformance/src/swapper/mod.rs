@@ -55,7 +55,7 @@ pub fn rig<D: Device>(
     rig_with(ctx, slabs, options, false)
 }
 
-/// [`rig`], asking for direct storage (`use_gds`) when `gds` is set.
+/// [`rig`], asking for direct storage (DeepSpeed's `use_gds`) when `gds` is set.
 pub fn rig_with<D: Device>(
     ctx: &Ctx<D>,
     slabs: usize,
@@ -70,16 +70,18 @@ pub fn rig_with<D: Device>(
         .slabs(slabs)
         .alignment(dir.alignment())
         .build_for(&device)?;
-    let config = AioConfig {
-        use_gds: gds,
-        ..AioConfig::default()
-            .with_block_size(16 << 10)
-            .with_queue_depth(4)
-    };
+    let config = AioConfig::default()
+        .with_block_size(16 << 10)
+        .with_queue_depth(4);
     let engine = FaultyEngine::new(AnyEngine::new(EngineKind::Auto, &config)?);
     let store = SwapStore::new(engine, dir, pool.clone())?;
+    let swapper = if gds {
+        Swapper::with_direct_storage(device, store)?
+    } else {
+        Swapper::new(device, store)?
+    };
     Ok(Rig {
-        swapper: Swapper::new(device, store)?,
+        swapper,
         pool,
         parent,
     })

@@ -2,8 +2,8 @@
 //! state and bytes (a proptest state machine).
 
 use proptest::prelude::*;
-use swap_api::swapper::TensorState;
-use swap_api::{Device, DeviceExt, DirOptions, Error};
+use swap_api::swapper::{SwapError, TensorState};
+use swap_api::{Device, DeviceExt, DirOptions};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -54,8 +54,8 @@ struct Model {
 
 /// `Ok` or an `InvalidState` error, as the model allows for a tensor whose
 /// prefetch may or may not have finished.
-fn invalid_state<T>(result: &Result<T, Error>) -> bool {
-    matches!(result, Err(Error::InvalidState { .. }))
+fn invalid_state<T>(result: &Result<T, SwapError>) -> bool {
+    matches!(result, Err(SwapError::InvalidState { .. }))
 }
 
 impl Model {
@@ -136,7 +136,7 @@ impl Model {
                 ) {
                     (Ok(got), _) => expect_bytes(&format!("swap_into({i})"), &got, want)?,
                     (Err(r), Expect::Prefetching)
-                        if matches!(r.error, Error::InvalidState { .. }) => {}
+                        if matches!(r.error, SwapError::InvalidState { .. }) => {}
                     (Err(r), _) => return Err(CaseError(format!("swap_into({i}): {}", r.error))),
                 }
             }

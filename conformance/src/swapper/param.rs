@@ -1,7 +1,9 @@
 //! The parameter swapper's `buffer_count` / `buffer_size` limits.
 
-use swap_api::swapper::{OffloadDevice, OffloadParamConfig, ParamSwapper, TensorMeta, TensorState};
-use swap_api::{AioConfig, Device, DeviceExt, DirOptions, Error};
+use swap_api::swapper::{
+    AioSection, OffloadDevice, OffloadParamConfig, ParamSwapper, SwapError, TensorMeta, TensorState,
+};
+use swap_api::{Device, DeviceExt, DirOptions, Error};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -30,14 +32,14 @@ pub fn param_buffers<D: Device>(ctx: &Ctx<D>) -> Outcome {
         dev.alloc(3 * SLAB + 1)?,
     );
     check!(
-        matches!(too_big, Err(ref r) if matches!(r.error, Error::Buffers { .. }) && r.error.to_string().contains("buffer_size")),
+        matches!(too_big, Err(ref r) if matches!(r.error, SwapError::Buffers { .. }) && r.error.to_string().contains("buffer_size")),
         "an oversized parameter: {too_big:?}"
     );
     params.swap_out(&[0, 1, 2, 3])?.wait()?;
     params.prefetch(&[0, 1])?;
     let over = params.prefetch(&[2]);
     check!(
-        matches!(over, Err(Error::Buffers { ref reason }) if reason.contains("buffer_count is 2")),
+        matches!(over, Err(SwapError::Buffers { ref reason }) if reason.contains("buffer_count is 2")),
         "a third parameter in a two-buffer swapper: {over:?}"
     );
     check!(
@@ -70,7 +72,7 @@ pub fn param_buffers<D: Device>(ctx: &Ctx<D>) -> Outcome {
 
 /// Unusable `offload_param` sections are `Error::Config` naming the key.
 fn config_errors<D: Device>(ctx: &Ctx<D>) -> Outcome {
-    let aio = AioConfig::default();
+    let aio = AioSection::default();
     let cases = [
         (
             OffloadParamConfig {
@@ -97,7 +99,7 @@ fn config_errors<D: Device>(ctx: &Ctx<D>) -> Outcome {
     ];
     for (config, key) in cases {
         match ParamSwapper::new(ctx.device()?, &config, &aio) {
-            Err(Error::Config { reason }) if reason.contains(key) => {}
+            Err(SwapError::Core(Error::Config { reason })) if reason.contains(key) => {}
             Err(other) => {
                 return Err(CaseError(format!(
                     "{config:?}: expected a Config error naming {key}, got {other}"

@@ -1,7 +1,7 @@
 //! Tensors of every awkward size go out and come back byte for byte, through
 //! the file and through the host tier; bad calls are typed errors.
 
-use swap_api::swapper::{TensorMeta, TensorState};
+use swap_api::swapper::{SwapError, TensorMeta, TensorState};
 use swap_api::{Device, DeviceExt, DirOptions, DirectIo, Error};
 
 use super::{rig, Rig, SLAB};
@@ -152,20 +152,23 @@ pub fn errors<D: Device>(ctx: &Ctx<D>) -> Outcome {
     let s = &rig.swapper;
     rig.put(1, &pattern(1, 5000))?;
     rig.put(2, &pattern(2, 5000))?;
-    let invalid = |r: Result<(), Error>, op: &str, state: TensorState| -> Outcome {
+    let invalid = |r: Result<(), SwapError>, op: &str, state: TensorState| -> Outcome {
         match r {
-            Err(Error::InvalidState { state: got, .. }) if got == state => Ok(()),
+            Err(SwapError::InvalidState { state: got, .. }) if got == state => Ok(()),
             other => Err(crate::CaseError(format!(
                 "{op}: expected InvalidState({state}), got {other:?}"
             ))),
         }
     };
     check!(
-        matches!(s.swap_out(&[7]), Err(Error::UnknownTensor { id: 7 })),
+        matches!(s.swap_out(&[7]), Err(SwapError::UnknownTensor { id: 7 })),
         "swap_out of an unknown id"
     );
     check!(
-        matches!(s.swap_out(&[1, 1]), Err(Error::Config { .. })),
+        matches!(
+            s.swap_out(&[1, 1]),
+            Err(SwapError::Core(Error::Config { .. }))
+        ),
         "an id listed twice"
     );
     check!(
@@ -207,12 +210,12 @@ pub fn errors<D: Device>(ctx: &Ctx<D>) -> Outcome {
     let dev = s.device();
     let refused = s.register(2, TensorMeta::bytes_of(10), dev.alloc(10)?);
     check!(
-        matches!(refused, Err(ref r) if matches!(r.error, Error::InvalidState { .. })),
+        matches!(refused, Err(ref r) if matches!(r.error, SwapError::InvalidState { .. })),
         "registering an id twice"
     );
     let short = s.register(3, TensorMeta::bytes_of(100), dev.alloc(99)?);
     check!(
-        matches!(short, Err(ref r) if matches!(r.error, Error::Layout { .. }) && r.value.len() == 99),
+        matches!(short, Err(ref r) if matches!(r.error.core(), Some(Error::Layout { .. })) && r.value.len() == 99),
         "a short device buffer was not refused with its buffer handed back"
     );
     let wrong = s.swap_into(1, vec![0u8; 4999]);

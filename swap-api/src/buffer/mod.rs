@@ -1,10 +1,9 @@
-//! Memory that takes part in transfers: host buffers and device buffers.
+//! Host memory that takes part in transfers and file requests: aligned
+//! buffers and the traits that let any owned buffer take part.
 
-mod device;
 mod host;
 mod host_buf;
 
-pub use device::DeviceBuffer;
 pub use host::HostBuffer;
 pub(crate) use host_buf::bytes_mut;
 pub use host_buf::{HostBuf, HostBufMut};

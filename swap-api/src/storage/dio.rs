@@ -60,7 +60,7 @@ impl DioSupport {
         let dir = File::open(folder).map_err(|source| Error::File {
             op: "open folder",
             path: folder.to_path_buf(),
-            source,
+            cause: source,
         })?;
         Self::probe_in(&dir, folder)
     }
@@ -72,7 +72,7 @@ impl DioSupport {
         let file = open_at(dir, &name, create, 0o600).map_err(|source| Error::File {
             op: "create probe file in",
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         let result = Self::inspect(dir, &name, &path);
         drop(file);
@@ -97,7 +97,7 @@ impl DioSupport {
                 return Err(Error::File {
                     op: "open with O_DIRECT",
                     path: path.to_path_buf(),
-                    source,
+                    cause: source,
                 })
             }
         };
@@ -144,7 +144,7 @@ pub(crate) fn decide(
         (DirectIo::Required, false) => Err(Error::File {
             op: "use O_DIRECT in",
             path: folder.to_path_buf(),
-            source: io::Error::new(
+            cause: io::Error::new(
                 io::ErrorKind::Unsupported,
                 "the file system does not support direct I/O (DirectIo::Required)",
             ),

@@ -103,7 +103,7 @@ impl SwapDir {
             .map_err(|source| Error::File {
                 op: "open",
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
         let fs_id = handle.metadata().map(|m| m.dev()).unwrap_or(0);
         let decided = DioSupport::probe_in(&handle, &path)
@@ -207,7 +207,7 @@ fn make_private_dir(parent: &Path) -> Result<PathBuf> {
                 return Err(Error::File {
                     op: "create swap folder",
                     path,
-                    source,
+                    cause: source,
                 })
             }
         }

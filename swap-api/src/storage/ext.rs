@@ -87,7 +87,7 @@ fn submit_at<E: IoEngine, B: HostBuf>(
             path: file.path().to_path_buf(),
             offset,
             len,
-            source: io::Error::new(
+            cause: io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "offset + length is beyond the largest file offset",
             ),

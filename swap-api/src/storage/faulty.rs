@@ -76,7 +76,7 @@ impl<E: IoEngine> FaultyEngine<E> {
 }
 
 impl<E: IoEngine> IoEngine for FaultyEngine<E> {
-    type Pending = FaultyPending<E::Pending>;
+    type Pending = FaultyEnginePending<E::Pending>;
 
     fn name(&self) -> &'static str {
         self.inner.name()
@@ -93,7 +93,7 @@ impl<E: IoEngine> IoEngine for FaultyEngine<E> {
                 path: req.file.path().to_path_buf(),
                 offset: req.offset,
                 len: req.len,
-                source: io::Error::from_raw_os_error(f.errno),
+                cause: io::Error::from_raw_os_error(f.errno),
             };
             (f.stage, error)
         });
@@ -104,7 +104,7 @@ impl<E: IoEngine> IoEngine for FaultyEngine<E> {
         };
         // SAFETY: forwarded with the caller's guarantees.
         let inner = unsafe { self.inner.submit(req)? };
-        Ok(FaultyPending { inner, injected })
+        Ok(FaultyEnginePending { inner, injected })
     }
 
     fn register_region(&self, region: Region) -> bool {
@@ -114,12 +114,12 @@ impl<E: IoEngine> IoEngine for FaultyEngine<E> {
 
 /// The pending operation of a [`FaultyEngine`] request.
 #[derive(Debug)]
-pub struct FaultyPending<P> {
+pub struct FaultyEnginePending<P> {
     inner: P,
     injected: Option<Error>,
 }
 
-impl<P: IoPending> PendingOp for FaultyPending<P> {
+impl<P: IoPending> PendingOp for FaultyEnginePending<P> {
     fn is_complete(&self) -> bool {
         self.inner.is_complete()
     }
@@ -130,7 +130,7 @@ impl<P: IoPending> PendingOp for FaultyPending<P> {
     }
 }
 
-impl<P: IoPending> IoPending for FaultyPending<P> {
+impl<P: IoPending> IoPending for FaultyEnginePending<P> {
     fn finished_at(&self) -> Option<Instant> {
         self.inner.finished_at()
     }

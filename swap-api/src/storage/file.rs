@@ -45,7 +45,11 @@ impl SwapFile {
         let path = dir.path.join(name.to_string_lossy().as_ref());
         let err = |op: &'static str| {
             let path = path.clone();
-            move |source: io::Error| Error::File { op, path, source }
+            move |source: io::Error| Error::File {
+                op,
+                path,
+                cause: source,
+            }
         };
         let mut flags = libc::O_RDWR | libc::O_NOFOLLOW;
         if create {
@@ -192,7 +196,7 @@ impl SwapFile {
         Error::File {
             op,
             path: self.inner.path.clone(),
-            source,
+            cause: source,
         }
     }
 }

@@ -28,7 +28,7 @@ pub use dio::{DioSupport, DirectIo};
 pub use dir::{DirOptions, SwapDir};
 pub use engine::{IoEngine, IoPending, IoRequest, Region};
 pub use ext::{IoEngineExt, Submitted};
-pub use faulty::{FaultyEngine, FaultyPending};
+pub use faulty::{FaultyEngine, FaultyEnginePending};
 pub use file::SwapFile;
 pub use threads::ThreadEngine;
 pub use ticket::{wait_all_io, IoDone, IoFailed, IoResult, IoTicket};

@@ -138,7 +138,7 @@ impl Piece {
                 path: self.file.path().to_path_buf(),
                 offset: self.position(),
                 len: self.remaining(),
-                source,
+                cause: source,
             })),
             Ok(0) if self.remaining() > 0 => Step::Finished(Err(match self.op {
                 IoOp::Read => Error::ShortIo {
@@ -153,7 +153,7 @@ impl Piece {
                     path: self.file.path().to_path_buf(),
                     offset: self.position(),
                     len: self.remaining(),
-                    source: io::ErrorKind::WriteZero.into(),
+                    cause: io::ErrorKind::WriteZero.into(),
                 },
             })),
             Ok(n) => {

@@ -52,7 +52,7 @@ fn enter() -> Enter {
 /// A pinned pool offered through [`IoEngine::register_region`] is registered
 /// as fixed buffers, and pieces inside it use `READ_FIXED`/`WRITE_FIXED`.
 ///
-/// A worker that cannot enter the kernel ([`MAX_ENTER_FAILURES`] failures
+/// A worker that cannot enter the kernel (five failures
 /// of `io_uring_enter` in a row) fails what it holds with [`Error::Broken`];
 /// the engine is then broken, and every later request fails at submission.
 #[derive(Debug)]

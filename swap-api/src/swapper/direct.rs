@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 
-use crate::{Device, DeviceBuffer, DeviceExt, Error, IoOp, Result, SwapFile, Transfer};
+use super::error::{Result, SwapError};
+use crate::{Device, DeviceBuffer, DeviceExt, IoOp, SwapFile, Transfer};
 
 /// One tensor to move: its device memory and where its bytes lie in the file.
 pub(crate) struct DirectMove<D: Device> {
@@ -20,7 +21,7 @@ pub(crate) struct DirectMove<D: Device> {
 
 /// Runs `moves` in order with up to `depth` in flight; `done` gets each
 /// tensor's memory back with its outcome, in order. Moves not started
-/// because `stopped` turned true report [`Error::Closed`].
+/// because `stopped` turned true report [`SwapError::Closed`].
 pub(crate) fn run<D: Device>(
     device: &D,
     file: &SwapFile,
@@ -42,7 +43,7 @@ pub(crate) fn run<D: Device>(
                 IoOp::Read => "swap_in",
                 IoOp::Write => "swap_out",
             };
-            done(m.item, m.buf, Err(Error::Closed { what }));
+            done(m.item, m.buf, Err(SwapError::Closed { what }));
             continue;
         }
         let started = match op {
@@ -51,7 +52,7 @@ pub(crate) fn run<D: Device>(
         };
         match started {
             Ok(ticket) => inflight.push_back((m.item, ticket)),
-            Err(failed) => done(m.item, failed.value.device, Err(failed.error)),
+            Err(failed) => done(m.item, failed.value.device, Err(failed.error.into())),
         }
     }
     for front in inflight {
@@ -68,6 +69,6 @@ fn finish<D: Device>(
 ) {
     match ticket.wait() {
         Ok(ok) => done(item, ok.device, Ok(())),
-        Err(failed) => done(item, failed.value.device, Err(failed.error)),
+        Err(failed) => done(item, failed.value.device, Err(failed.error.into())),
     }
 }

@@ -6,11 +6,12 @@ use std::collections::{HashMap, VecDeque};
 
 use bytemuck::Pod;
 
+use super::error::Result;
 use super::extent::Extent;
 use super::meta::TensorId;
 use super::store::SwapStore;
 use crate::storage::IoTicket;
-use crate::{AnyEngine, Error, IoEngine, Result, SlabPart};
+use crate::{AnyEngine, Error, IoEngine, SlabPart};
 
 /// Record starts within a slab are aligned to this (any element type fits).
 const RECORD_ALIGN: usize = 64;
@@ -130,7 +131,7 @@ impl<E: IoEngine> GradientSwapper<E> {
                 first_error.get_or_insert(failed.error);
             }
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(()), |error| Err(error.into()))
     }
 
     /// Adds every record of `id` into `acc` (element-wise, f32), returning
@@ -152,7 +153,7 @@ impl<E: IoEngine> GradientSwapper<E> {
         if records != 1 {
             return Err(Error::Layout {
                 reason: format!("gradient {id} has {records} records; read_into needs exactly one (sum_into adds several)"),
-            });
+            }.into());
         }
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
         let len = bytes.len();
@@ -167,7 +168,8 @@ impl<E: IoEngine> GradientSwapper<E> {
         if exact != len {
             return Err(Error::Layout {
                 reason: format!("gradient {id} has {exact} bytes, the buffer {len}"),
-            });
+            }
+            .into());
         }
         self.read_records(id, len, 1, |at, piece| {
             bytes[at..at + piece.len()].copy_from_slice(piece)
@@ -204,7 +206,7 @@ impl<E: IoEngine> GradientSwapper<E> {
             if len > limit || len % elem != 0 {
                 return Err(Error::Layout {
                     reason: format!("gradient {id} has a record of {len} bytes, the buffer {limit} bytes of {elem}-byte elements"),
-                });
+                }.into());
             }
             for piece in pieces {
                 let align = self.store.alignment() as u64;
@@ -264,9 +266,10 @@ impl<E: IoEngine> GradientSwapper<E> {
                 used: 0,
             });
         }
-        self.open.as_mut().ok_or_else(|| Error::Layout {
+        let open = self.open.as_mut().ok_or_else(|| Error::Layout {
             reason: "no open slab".into(),
-        })
+        })?;
+        Ok(open)
     }
 
     /// Starts writing the open slab (its used bytes, padded).

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::error::{Result, SwapError};
 use super::meta::TensorId;
 use super::plan::{self, Chunk, Span};
 use super::stream::{self, ReadSink};
@@ -9,7 +10,7 @@ use super::table::{Home, Slot};
 use super::tensor::Shared;
 use crate::buffer::bytes_mut;
 use crate::Rejected;
-use crate::{Device, DeviceBuffer, DeviceExt, Error, HostBufMut, IoEngine, Result, SlabPart};
+use crate::{Device, DeviceBuffer, DeviceExt, Error, HostBufMut, IoEngine, SlabPart};
 
 /// Where `swap_into` finds the bytes.
 enum Source<D: Device> {
@@ -25,7 +26,7 @@ pub(crate) fn swap_into<D: Device, E: IoEngine, H: HostBufMut>(
     shared: &Shared<D, E>,
     id: TensorId,
     mut buf: H,
-) -> Result<H, Rejected<H>> {
+) -> Result<H, Rejected<H, SwapError>> {
     let span = {
         let mut table = shared.lock();
         let checked = table.entry_mut(id).and_then(|entry| {
@@ -36,7 +37,8 @@ pub(crate) fn swap_into<D: Device, E: IoEngine, H: HostBufMut>(
                         entry.logical,
                         buf.bytes_len()
                     ),
-                });
+                }
+                .into());
             }
             match (&entry.slot, &entry.home) {
                 (Slot::Resident { buf, .. }, _) => Ok(Source::Device(Arc::clone(buf))),
@@ -63,7 +65,12 @@ pub(crate) fn swap_into<D: Device, E: IoEngine, H: HostBufMut>(
     };
     let span = match span {
         Source::Copied => return Ok(buf),
-        Source::Device(memory) => return shared.device.download_shared(&memory, 0, buf),
+        Source::Device(memory) => {
+            return shared
+                .device
+                .download_shared(&memory, 0, buf)
+                .map_err(Rejected::map_err)
+        }
         Source::File(span) => span,
     };
     // Through the slabs, in the chunks the tensor was written in, so reads
@@ -73,12 +80,15 @@ pub(crate) fn swap_into<D: Device, E: IoEngine, H: HostBufMut>(
         error: None,
     };
     let batches = plan::batches(&[span], shared.store.pool().slab_size());
-    stream::read(&shared.store, &batches, &mut sink);
+    stream::read(&shared.store, shared.store.file(), &batches, &mut sink);
     let error = sink.error.take();
     shared.readers(id, -1);
     match error {
         None => Ok(buf),
-        Some(error) => Err(Rejected { error, value: buf }),
+        Some(error) => Err(Rejected {
+            error: error.into(),
+            value: buf,
+        }),
     }
 }
 
@@ -93,7 +103,7 @@ impl ReadSink for IntoBuffer<'_> {
         self.error.is_none()
     }
 
-    fn consume(&mut self, chunk: &Chunk, result: Result<SlabPart>) {
+    fn consume(&mut self, chunk: &Chunk, result: crate::Result<SlabPart>) {
         match result {
             Ok(part) => {
                 let to = &mut self.out[chunk.item_offset..chunk.item_offset + chunk.len];

@@ -14,7 +14,9 @@
 //! - [`GradientSwapper`]: gradients appended to pinned slabs and written
 //!   behind, read back (and summed) at step time.
 
+mod baseline;
 mod direct;
+mod error;
 mod extent;
 mod gradient;
 mod into;
@@ -34,9 +36,10 @@ mod tests;
 mod ticket;
 mod worker;
 
+pub use error::{Result, SwapError};
 pub use gradient::GradientSwapper;
 pub use meta::{DType, TensorId, TensorMeta};
-pub use offload::{OffloadDevice, OffloadOptimizerConfig, OffloadParamConfig};
+pub use offload::{AioSection, OffloadDevice, OffloadOptimizerConfig, OffloadParamConfig};
 pub use optimizer::{group_bytes, GroupState, OptimizerSwapper};
 pub use param::ParamSwapper;
 pub use path::DataPath;

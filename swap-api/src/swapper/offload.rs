@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{AioConfig, Error, Result};
 
 /// Where DeepSpeed offloads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -108,6 +108,45 @@ impl OffloadOptimizerConfig {
     /// being updated, one more for reading ahead, one more for writing behind.
     pub fn buffers_needed(&self) -> usize {
         1 + usize::from(self.pipeline_read) + usize::from(self.pipeline_write)
+    }
+}
+
+/// DeepSpeed's whole `"aio"` section as the swappers read it: the engine's
+/// settings, and `use_gds`, which asks the swappers to move tensors between
+/// files and device memory directly (GPUDirect Storage) where the device
+/// can, falling back to pinned host memory with the reason otherwise
+/// ([`DataPath`](super::DataPath)).
+///
+/// ```
+/// use swap_api::swapper::AioSection;
+/// let aio = AioSection::from_json(r#"{"aio": {"block_size": 262144, "use_gds": true}}"#)?;
+/// assert!(aio.use_gds);
+/// assert_eq!(aio.engine.block_size, 256 << 10);
+/// # Ok::<(), swap_api::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AioSection {
+    /// How the I/O engine splits and queues requests.
+    pub engine: AioConfig,
+    /// Direct storage between files and device memory (default false).
+    pub use_gds: bool,
+}
+
+impl AioSection {
+    /// Parses a whole DeepSpeed config (its `"aio"` key) or the bare section.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let (engine, use_gds) = crate::config::parse_section(text)?;
+        Ok(Self { engine, use_gds })
+    }
+}
+
+impl From<AioConfig> for AioSection {
+    /// The engine's settings, without direct storage.
+    fn from(engine: AioConfig) -> Self {
+        Self {
+            engine,
+            use_gds: false,
+        }
     }
 }
 

@@ -4,11 +4,12 @@
 
 use std::collections::VecDeque;
 
+use super::error::{Result, SwapError};
 use super::extent::Extent;
 use super::offload::OffloadOptimizerConfig;
 use super::store::SwapStore;
 use crate::storage::IoTicket;
-use crate::{AioConfig, AnyEngine, Error, IoEngine, Result, SlabPart};
+use crate::{AioConfig, AnyEngine, Error, IoEngine, SlabPart};
 
 /// Bytes between the starts of two components of a group's state.
 const COMPONENT_ALIGN: usize = 64;
@@ -94,7 +95,7 @@ impl OptimizerSwapper<AnyEngine> {
 }
 
 /// Bytes of pinned memory one group of `elements` x `components` f32 takes.
-pub fn group_bytes(elements: usize, components: usize) -> Result<usize> {
+pub fn group_bytes(elements: usize, components: usize) -> crate::Result<usize> {
     elements
         .checked_mul(4)
         .and_then(|b| b.checked_next_multiple_of(COMPONENT_ALIGN))
@@ -161,7 +162,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         let padded = self.store.padded(bytes)?;
         let slab = self.store.pool().slab_size();
         if padded > slab {
-            return Err(Error::Buffers {
+            return Err(SwapError::Buffers {
                 reason: format!(
                     "a group of {components} x {elements} f32 needs a {padded}-byte buffer, the buffers are {slab} bytes; build the store with slab_size >= {padded} or split the group"
                 ),
@@ -185,7 +186,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         if let Err(failed) = written {
             self.groups.pop();
             self.store.free(extent);
-            return Err(failed.error);
+            return Err(failed.error.into());
         }
         Ok(index)
     }
@@ -297,9 +298,10 @@ impl<E: IoEngine> OptimizerSwapper<E> {
     fn lease(&self, g: usize) -> Result<SlabPart> {
         let padded = self.groups[g].extent.len as usize;
         let mut parts = self.store.pool().lease().split(&[padded])?;
-        parts.pop().ok_or_else(|| Error::Layout {
+        let part = parts.pop().ok_or_else(|| Error::Layout {
             reason: "splitting a slab gave no part".into(),
-        })
+        })?;
+        Ok(part)
     }
 
     fn state<'a>(&self, g: usize, part: &'a mut SlabPart) -> GroupState<'a> {
@@ -311,11 +313,11 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         }
     }
 
-    fn failed(&self, g: usize, op: &'static str, error: Error) -> Error {
-        Error::Swap {
-            id: g as u64,
+    fn failed(&self, g: usize, op: &'static str, error: Error) -> SwapError {
+        SwapError::Group {
+            group: g,
             op,
-            source: std::sync::Arc::new(error),
+            cause: std::sync::Arc::new(error.into()),
         }
     }
 }

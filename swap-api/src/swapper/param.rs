@@ -1,15 +1,13 @@
 //! [`ParamSwapper`]: DeepSpeed's `offload_param` over the tensor swapper.
 
+use super::error::{Result, SwapError};
 use super::meta::{TensorId, TensorMeta};
-use super::offload::{nvme_folder, OffloadDevice, OffloadParamConfig};
+use super::offload::{nvme_folder, AioSection, OffloadDevice, OffloadParamConfig};
 use super::state::{TensorState, TensorStatus};
 use super::store::SwapStore;
 use super::tensor::{Swapper, TensorHandle};
 use super::ticket::SwapTicket;
-use crate::{
-    AioConfig, AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Pinning, Rejected,
-    Result,
-};
+use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Pinning, Rejected};
 
 /// Largest pinned slab a parameter swapper stages through; larger
 /// parameters stream through several.
@@ -25,7 +23,7 @@ const PARAM_ELEMENT_BYTES: usize = 2;
 /// demand ([`get`](Self::get)) or ahead ([`prefetch`](Self::prefetch), in
 /// order); swap out, or release when unchanged.
 ///
-/// A request that cannot fit is an [`Error::Buffers`] naming
+/// A request that cannot fit is an [`SwapError::Buffers`] naming
 /// `buffer_count` or `buffer_size` and the value that would fit.
 ///
 /// Pinned staging memory is `buffer_count` slabs of at most 64 MiB
@@ -43,11 +41,14 @@ impl<D: Device> ParamSwapper<D> {
     /// `device: "cpu"` keeps every swapped parameter in pinned host memory;
     /// `"nvme"` writes to a private folder in `nvme_path`, keeping up to
     /// `max_in_cpu` elements in host memory first.
-    pub fn new(device: D, config: &OffloadParamConfig, aio: &AioConfig) -> Result<Self> {
+    /// With `aio.use_gds`, parameters move between files and device memory
+    /// directly where the device can ([`Swapper::with_direct_storage`]).
+    pub fn new(device: D, config: &OffloadParamConfig, aio: &AioSection) -> Result<Self> {
         if config.device == OffloadDevice::None {
             return Err(Error::Config {
                 reason: "offload_param.device is \"none\": there is nothing to swap".into(),
-            });
+            }
+            .into());
         }
         for (key, value) in [
             ("buffer_count", config.buffer_count),
@@ -56,7 +57,8 @@ impl<D: Device> ParamSwapper<D> {
             if value == 0 {
                 return Err(Error::Config {
                     reason: format!("offload_param.{key} is 0; it must be at least 1"),
-                });
+                }
+                .into());
             }
         }
         let folder = nvme_folder("offload_param", config.device, &config.nvme_path)?;
@@ -65,7 +67,7 @@ impl<D: Device> ParamSwapper<D> {
             .saturating_mul(PARAM_ELEMENT_BYTES)
             .min(MAX_SLAB);
         let mut store = SwapStore::builder()
-            .aio(aio.clone())
+            .aio(aio.engine.clone())
             .slab_size(slab)
             .slabs(config.buffer_count)
             .pinning(if config.pin_memory {
@@ -81,7 +83,12 @@ impl<D: Device> ParamSwapper<D> {
             OffloadDevice::Nvme => config.max_in_cpu.saturating_mul(PARAM_ELEMENT_BYTES),
             _ => usize::MAX,
         };
-        let swapper = Swapper::new(device, store)?.with_max_in_cpu(in_cpu);
+        let swapper = if aio.use_gds {
+            Swapper::with_direct_storage(device, store)?
+        } else {
+            Swapper::new(device, store)?
+        };
+        let swapper = swapper.with_max_in_cpu(in_cpu);
         Ok(Self::with_swapper(
             swapper,
             config.buffer_count,
@@ -112,10 +119,10 @@ impl<D: Device, E: IoEngine> ParamSwapper<D, E> {
         id: TensorId,
         meta: TensorMeta,
         buf: DeviceBuffer<D>,
-    ) -> Result<(), Rejected<DeviceBuffer<D>>> {
+    ) -> Result<(), Rejected<DeviceBuffer<D>, SwapError>> {
         match meta.elements() {
             Ok(n) if n > self.buffer_size => Err(Rejected {
-                error: Error::Buffers {
+                error: SwapError::Buffers {
                     reason: format!(
                         "parameter {id} has {n} elements, more than offload_param.buffer_size ({}); raise buffer_size to at least {n}",
                         self.buffer_size
@@ -163,7 +170,11 @@ impl<D: Device, E: IoEngine> ParamSwapper<D, E> {
     }
 
     /// Copies a parameter's bytes into `buf` (see [`Swapper::swap_into`]).
-    pub fn swap_into<H: HostBufMut>(&self, id: TensorId, buf: H) -> Result<H, Rejected<H>> {
+    pub fn swap_into<H: HostBufMut>(
+        &self,
+        id: TensorId,
+        buf: H,
+    ) -> Result<H, Rejected<H, SwapError>> {
         self.swapper.swap_into(id, buf)
     }
 
@@ -189,7 +200,7 @@ impl<D: Device, E: IoEngine> ParamSwapper<D, E> {
         if needed <= self.buffer_count {
             return Ok(());
         }
-        Err(Error::Buffers {
+        Err(SwapError::Buffers {
             reason: format!(
                 "swapping in {incoming} parameter(s) would hold {needed} in memory, but offload_param.buffer_count is {}; release or swap out {} first, or raise buffer_count to {needed}",
                 self.buffer_count,

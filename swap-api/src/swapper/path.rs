@@ -9,8 +9,10 @@ use crate::{Device, IoEngine};
 /// How a [`Swapper`](super::Swapper) moves tensors between device memory
 /// and its store's file, chosen once when the swapper is created.
 ///
-/// Direct storage is asked for with `"use_gds": true` in the store's
-/// [`AioConfig`](crate::AioConfig). Where the device cannot do it, the
+/// Direct storage is asked for with
+/// [`Swapper::with_direct_storage`](super::Swapper::with_direct_storage)
+/// (DeepSpeed's `"use_gds": true`, [`AioSection`](super::AioSection)).
+/// Where the device cannot do it, the
 /// swapper says why (a warning, and [`DataPath::Compat`]) and moves the
 /// bytes through pinned host memory instead, like kvikio's compat mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +31,13 @@ pub enum DataPath {
 
 impl DataPath {
     /// Decides the path for `device` and `store`, opening direct storage for
-    /// the store's file when the store's configuration asks for it.
-    pub(crate) fn choose<D: Device, E: IoEngine>(device: &D, store: &SwapStore<E>) -> Self {
-        if !store.engine().config().use_gds {
+    /// the store's file when `direct` asks for it.
+    pub(crate) fn choose<D: Device, E: IoEngine>(
+        device: &D,
+        store: &SwapStore<E>,
+        direct: bool,
+    ) -> Self {
+        if !direct {
             return Self::Pinned;
         }
         let refused = if store.file().checksummed() {

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::error::SwapError;
 use super::meta::TensorMeta;
-use crate::Error;
 
 /// Where a tensor is, as seen by a [`Swapper`](super::Swapper).
 ///
@@ -61,5 +61,5 @@ pub struct TensorStatus {
     /// swapped in and not written since), so `release` needs no write.
     pub clean: bool,
     /// The failure of its last swap, if that swap failed.
-    pub last_error: Option<Arc<Error>>,
+    pub last_error: Option<Arc<SwapError>>,
 }

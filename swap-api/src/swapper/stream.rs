@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use super::plan::Chunk;
 use super::store::SwapStore;
 use crate::storage::IoTicket;
-use crate::{IoEngine, PinnedPool, Result, Slab, SlabPart};
+use crate::{IoEngine, IoEngineExt, PinnedPool, Result, Slab, SlabPart, SwapFile};
 
 /// Where a write pipeline gets its bytes, and who hears how each chunk went.
 pub(crate) trait WriteSource {
@@ -37,9 +37,11 @@ pub(crate) trait ReadSink {
 
 type InFlight<E> = VecDeque<(Chunk, IoTicket<<E as IoEngine>::Pending, SlabPart>)>;
 
-/// Writes every batch, each through one slab, in order.
+/// Writes every batch to `file` (the store's, or a benchmark's), each
+/// through one slab of the store's pool, in order.
 pub(crate) fn write<E: IoEngine>(
     store: &SwapStore<E>,
+    file: &SwapFile,
     batches: &[Vec<Chunk>],
     source: &mut impl WriteSource,
 ) {
@@ -61,7 +63,7 @@ pub(crate) fn write<E: IoEngine>(
             let Some(part) = source.fill(chunk, part) else {
                 continue;
             };
-            match store.write(chunk.file_offset, part) {
+            match store.engine().write(file, chunk.file_offset, part) {
                 Ok(ticket) => inflight.push_back((*chunk, ticket)),
                 Err(failed) => source.written(chunk, Err(failed.error)),
             }
@@ -75,9 +77,11 @@ pub(crate) fn write<E: IoEngine>(
     }
 }
 
-/// Reads every batch, each into one slab, delivering chunks in order.
+/// Reads every batch from `file`, each into one slab of the store's pool,
+/// delivering chunks in order.
 pub(crate) fn read<E: IoEngine>(
     store: &SwapStore<E>,
+    file: &SwapFile,
     batches: &[Vec<Chunk>],
     sink: &mut impl ReadSink,
 ) {
@@ -103,7 +107,7 @@ pub(crate) fn read<E: IoEngine>(
             continue;
         };
         for (chunk, part) in wanted.iter().zip(parts) {
-            match store.read(chunk.file_offset, part) {
+            match store.engine().read(file, chunk.file_offset, part) {
                 Ok(ticket) => inflight.push_back((*chunk, ticket)),
                 Err(failed) => sink.consume(chunk, Err(failed.error)),
             }

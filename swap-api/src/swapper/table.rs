@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::error::{Result, SwapError};
 use super::extent::Extent;
 use super::meta::{TensorId, TensorMeta};
 use super::state::{TensorState, TensorStatus};
-use crate::{Device, DeviceBuffer, Error, HostBuffer, Result};
+use crate::{Device, DeviceBuffer, Error, HostBuffer};
 
 /// Where the live copy of a tensor is.
 pub(crate) enum Slot<D: Device> {
@@ -52,7 +53,7 @@ pub(crate) struct Entry<D: Device> {
     pub(crate) home: Home,
     /// `swap_into` calls reading the home right now.
     pub(crate) readers: usize,
-    pub(crate) last_error: Option<(&'static str, Arc<Error>)>,
+    pub(crate) last_error: Option<(&'static str, Arc<SwapError>)>,
 }
 
 impl<D: Device> Entry<D> {
@@ -78,8 +79,8 @@ impl<D: Device> Entry<D> {
     }
 
     /// The typed error for `op` in the current state.
-    pub(crate) fn refuse(&self, id: TensorId, op: &'static str, hint: &'static str) -> Error {
-        Error::InvalidState {
+    pub(crate) fn refuse(&self, id: TensorId, op: &'static str, hint: &'static str) -> SwapError {
+        SwapError::InvalidState {
             id,
             op,
             state: self.state(),
@@ -88,12 +89,14 @@ impl<D: Device> Entry<D> {
     }
 
     /// The last failure as the error `get` reports, if there was one.
-    pub(crate) fn failure(&self, id: TensorId) -> Option<Error> {
-        self.last_error.as_ref().map(|(op, source)| Error::Swap {
-            id,
-            op,
-            source: Arc::clone(source),
-        })
+    pub(crate) fn failure(&self, id: TensorId) -> Option<SwapError> {
+        self.last_error
+            .as_ref()
+            .map(|(op, source)| SwapError::Tensor {
+                id,
+                op,
+                cause: Arc::clone(source),
+            })
     }
 }
 
@@ -106,11 +109,13 @@ pub(crate) struct Table<D: Device> {
 
 impl<D: Device> Table<D> {
     pub(crate) fn entry(&self, id: TensorId) -> Result<&Entry<D>> {
-        self.tensors.get(&id).ok_or(Error::UnknownTensor { id })
+        self.tensors.get(&id).ok_or(SwapError::UnknownTensor { id })
     }
 
     pub(crate) fn entry_mut(&mut self, id: TensorId) -> Result<&mut Entry<D>> {
-        self.tensors.get_mut(&id).ok_or(Error::UnknownTensor { id })
+        self.tensors
+            .get_mut(&id)
+            .ok_or(SwapError::UnknownTensor { id })
     }
 
     /// Checks that `ids` are registered and listed once each, then that each
@@ -126,7 +131,8 @@ impl<D: Device> Table<D> {
             if !seen.insert(id) {
                 return Err(Error::Config {
                     reason: format!("tensor {id} is listed twice in one {op}"),
-                });
+                }
+                .into());
             }
             check(id, self.entry(id)?)?;
         }

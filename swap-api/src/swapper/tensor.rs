@@ -6,6 +6,7 @@ use std::ops::{Deref, Range};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::error::{Result, SwapError};
 use super::into;
 use super::meta::{TensorId, TensorMeta};
 use super::path::DataPath;
@@ -15,7 +16,7 @@ use super::table::{Entry, Home, Slot, Table};
 use super::ticket::SwapTicket;
 use super::worker::{self, Item, Job, Place, Way};
 use crate::sync::WorkerThread;
-use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Rejected, Result};
+use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Rejected};
 
 /// Tensors that live in device memory and are swapped out to a
 /// [`SwapStore`] (or to pinned host memory, up to `max_in_cpu` bytes) and
@@ -36,7 +37,7 @@ use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Reject
 /// ```
 /// use swap_api::swapper::{SwapStore, Swapper, TensorMeta, TensorState};
 /// use swap_api::DeviceExt;
-/// # fn demo<D: swap_api::Device>(dev: D) -> swap_api::Result<()> {
+/// let dev = backend_cpu::CpuDevice::new()?;
 /// let store = SwapStore::builder().slab_size(1 << 20).build_for(&dev)?;
 /// let swapper = Swapper::new(dev, store)?;
 /// let buf = swapper.device().alloc(4096)?;
@@ -46,10 +47,10 @@ use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Reject
 /// swapper.prefetch(&[7])?;
 /// let tensor = swapper.get(7)?; // waits for the swap-in
 /// assert_eq!(tensor.len(), 4096);
-/// # Ok(()) }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Swapper<D: Device, E: IoEngine = AnyEngine> {
-    shared: Arc<Shared<D, E>>,
+    pub(super) shared: Arc<Shared<D, E>>,
     /// Runs the jobs; dropping it finishes (or cancels) the queued ones and
     /// joins the thread.
     worker: WorkerThread<Job<D>>,
@@ -68,7 +69,7 @@ pub(crate) struct Shared<D: Device, E: IoEngine> {
 /// A resident tensor, from [`Swapper::get`]: its device memory, shared.
 ///
 /// While a handle is alive the tensor cannot be swapped out (that is an
-/// [`Error::InvalidState`]); `release` and `remove` may still drop the
+/// [`SwapError::InvalidState`]); `release` and `remove` may still drop the
 /// swapper's reference, and the memory lives until the last handle drops.
 pub struct TensorHandle<D: Device> {
     id: TensorId,
@@ -111,9 +112,22 @@ impl<D: Device> fmt::Debug for TensorHandle<D> {
 }
 
 impl<D: Device, E: IoEngine + 'static> Swapper<D, E> {
-    /// A swapper of `device`'s memory into `store`, with no host tier.
+    /// A swapper of `device`'s memory into `store` through its pinned
+    /// slabs, with no host tier.
     pub fn new(device: D, store: SwapStore<E>) -> Result<Self> {
-        let path = DataPath::choose(&device, &store);
+        Self::start(device, store, false)
+    }
+
+    /// A swapper that moves tensors between device memory and the store's
+    /// file directly (GPUDirect Storage, DeepSpeed's `use_gds`) where the
+    /// device can, and through the pinned slabs otherwise, saying why
+    /// ([`Swapper::data_path`]).
+    pub fn with_direct_storage(device: D, store: SwapStore<E>) -> Result<Self> {
+        Self::start(device, store, true)
+    }
+
+    fn start(device: D, store: SwapStore<E>, direct: bool) -> Result<Self> {
+        let path = DataPath::choose(&device, &store, direct);
         let shared = Arc::new(Shared {
             device,
             store,
@@ -159,8 +173,9 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
     }
 
     /// How tensors move between device memory and the store's file:
-    /// through pinned slabs, or directly when `use_gds` is set and the
-    /// device can ([`DataPath`]).
+    /// through pinned slabs, or directly when the swapper was made
+    /// [`with_direct_storage`](Self::with_direct_storage) and the device can
+    /// ([`DataPath`]).
     pub fn data_path(&self) -> &DataPath {
         &self.shared.path
     }
@@ -173,8 +188,8 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
         id: TensorId,
         meta: TensorMeta,
         buf: DeviceBuffer<D>,
-    ) -> Result<(), Rejected<DeviceBuffer<D>>> {
-        let checked = (|| {
+    ) -> Result<(), Rejected<DeviceBuffer<D>, SwapError>> {
+        let checked = (|| -> crate::Result<_> {
             let logical = meta.bytes()?;
             if buf.len() < logical {
                 return Err(Error::Layout {
@@ -196,7 +211,12 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
         })();
         let (logical, padded) = match checked {
             Ok(sizes) => sizes,
-            Err(error) => return Err(Rejected { error, value: buf }),
+            Err(error) => {
+                return Err(Rejected {
+                    error: error.into(),
+                    value: buf,
+                })
+            }
         };
         let mut table = self.shared.lock();
         if let Some(entry) = table.tensors.get(&id) {
@@ -352,8 +372,8 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
 
     /// The resident tensor `id`, waiting while it is being swapped in.
     ///
-    /// A stored tensor is an [`Error::InvalidState`] (swap it in or prefetch
-    /// it first); one whose swap-in failed is that failure ([`Error::Swap`]).
+    /// A stored tensor is an [`SwapError::InvalidState`] (swap it in or prefetch
+    /// it first); one whose swap-in failed is that failure ([`SwapError::Tensor`]).
     pub fn get(&self, id: TensorId) -> Result<TensorHandle<D>> {
         let mut table = self.shared.lock();
         loop {
@@ -380,8 +400,12 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
     /// length) from wherever they are: device memory for a resident tensor,
     /// the file or host memory for a stored one (read straight into `buf`,
     /// leaving the tensor stored). A tensor being swapped is an
-    /// [`Error::InvalidState`]. The buffer comes back either way.
-    pub fn swap_into<H: HostBufMut>(&self, id: TensorId, buf: H) -> Result<H, Rejected<H>> {
+    /// [`SwapError::InvalidState`]. The buffer comes back either way.
+    pub fn swap_into<H: HostBufMut>(
+        &self,
+        id: TensorId,
+        buf: H,
+    ) -> Result<H, Rejected<H, SwapError>> {
         into::swap_into(&self.shared, id, buf)
     }
 
@@ -424,7 +448,7 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
         let entry = table
             .tensors
             .remove(&id)
-            .ok_or(Error::UnknownTensor { id })?;
+            .ok_or(SwapError::UnknownTensor { id })?;
         match entry.home {
             Home::File(extent) => self.shared.store.free(extent),
             Home::Host(_) => table.host_used -= entry.logical,
@@ -500,7 +524,7 @@ impl<D: Device, E: IoEngine> Shared<D, E> {
         slot: Slot<D>,
         home: Home,
         op: &'static str,
-        failure: Option<Arc<Error>>,
+        failure: Option<Arc<SwapError>>,
     ) {
         let mut table = self.lock();
         if let Some(entry) = table.tensors.get_mut(&id) {

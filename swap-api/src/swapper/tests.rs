@@ -83,7 +83,7 @@ fn optimizer_buffers_are_checked_up_front() {
     assert_eq!(opt.overlap(), (true, false));
     let err = opt.add_group(10_000, 3, |_| {}).unwrap_err();
     assert!(
-        matches!(err, Error::Buffers { .. }) && err.to_string().contains("slab_size"),
+        matches!(err, SwapError::Buffers { .. }) && err.to_string().contains("slab_size"),
         "{err}"
     );
     let (store, _dir) = new_store(8192, 1);
@@ -115,7 +115,14 @@ fn optimizer_write_failure_loses_nothing() {
         })
         .unwrap_err();
     assert!(
-        matches!(err, Error::Swap { .. }) && err.to_string().contains("No space"),
+        matches!(
+            err,
+            SwapError::Group {
+                op: "write back",
+                ..
+            }
+        ) && err.to_string().contains("optimizer group")
+            && err.to_string().contains("No space"),
         "{err}"
     );
     opt.step(|_, s| {
@@ -213,7 +220,7 @@ fn optimizer_config_needs_a_path_for_nvme() {
     let config = OffloadOptimizerConfig::default();
     let err = OptimizerSwapper::with_config(&config, &AioConfig::default(), (10, 3)).err();
     assert!(
-        matches!(&err, Some(Error::Config { reason }) if reason.contains("offload_optimizer.nvme_path")),
+        matches!(&err, Some(SwapError::Core(Error::Config { reason })) if reason.contains("offload_optimizer.nvme_path")),
         "{err:?}"
     );
 }

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::error::{Result, SwapError};
 use super::meta::TensorId;
-use crate::{Error, Result};
 
 /// Completion of one [`Swapper::swap_out`](super::Swapper::swap_out) or
 /// [`Swapper::swap_in`](super::Swapper::swap_in) call.
@@ -26,7 +26,7 @@ struct TicketShared {
 #[derive(Default)]
 struct TicketState {
     pending: usize,
-    failures: Vec<(TensorId, &'static str, Arc<Error>)>,
+    failures: Vec<(TensorId, &'static str, Arc<SwapError>)>,
 }
 
 impl SwapTicket {
@@ -48,7 +48,7 @@ impl SwapTicket {
     }
 
     /// Records that one tensor finished (with its failure, if any).
-    pub(crate) fn finish(&self, id: TensorId, op: &'static str, failure: Option<Arc<Error>>) {
+    pub(crate) fn finish(&self, id: TensorId, op: &'static str, failure: Option<Arc<SwapError>>) {
         let mut state = self.lock();
         state.pending = state.pending.saturating_sub(1);
         if let Some(error) = failure {
@@ -65,19 +65,19 @@ impl SwapTicket {
     }
 
     /// Blocks until every tensor has finished. Returns the first failure
-    /// (in completion order) as [`Error::Swap`]; every failed tensor also
+    /// (in completion order) as [`SwapError::Tensor`]; every failed tensor also
     /// reports its failure in [`Swapper::status`](super::Swapper::status)
     /// and stays readable where it was.
     pub fn wait(self) -> Result<()> {
         let failures = self.wait_all();
         match failures.into_iter().next() {
             None => Ok(()),
-            Some((id, op, source)) => Err(Error::Swap { id, op, source }),
+            Some((id, op, cause)) => Err(SwapError::Tensor { id, op, cause }),
         }
     }
 
     /// Blocks until every tensor has finished and returns every failure.
-    pub fn wait_all(self) -> Vec<(TensorId, &'static str, Arc<Error>)> {
+    pub fn wait_all(self) -> Vec<(TensorId, &'static str, Arc<SwapError>)> {
         let mut state = self.lock();
         while state.pending > 0 {
             state = self

@@ -7,6 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use super::direct::{self, DirectMove};
+use super::error::{Result, SwapError};
 use super::extent::Extent;
 use super::meta::TensorId;
 use super::plan::{self, Chunk, Span};
@@ -14,9 +15,7 @@ use super::stream::{self, ReadSink, WriteSource};
 use super::table::{Home, Slot};
 use super::tensor::Shared;
 use super::ticket::SwapTicket;
-use crate::{
-    Device, DeviceBuffer, DeviceExt, Error, HostBuffer, IoEngine, IoOp, SlabPart, Transfer,
-};
+use crate::{Device, DeviceBuffer, DeviceExt, HostBuffer, IoEngine, IoOp, SlabPart, Transfer};
 
 /// Which way a job moves tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +70,7 @@ struct Run<'a, D: Device, E: IoEngine> {
     shared: &'a Shared<D, E>,
     way: Way,
     items: Vec<Item<D>>,
-    errors: Vec<Option<Error>>,
+    errors: Vec<Option<SwapError>>,
     /// Chunks of each item not yet accounted for.
     remaining: Vec<usize>,
     finished: Vec<bool>,
@@ -101,7 +100,7 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
             if !self.finished[i] {
                 self.record(
                     i,
-                    Error::Closed {
+                    SwapError::Closed {
                         what: self.way.op(),
                     },
                 );
@@ -209,9 +208,9 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
             Way::Out => {
                 self.shared
                     .wait_for_readers(self.items.iter().map(|it| it.id));
-                stream::write(&store, &batches, self);
+                stream::write(&store, store.file(), &batches, self);
             }
-            Way::In => stream::read(&store, &batches, self),
+            Way::In => stream::read(&store, store.file(), &batches, self),
         }
     }
 
@@ -261,10 +260,10 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
                 // The padding is written too, so that the extent reads back
                 // whole on the pinned path (`swap_into`).
                 let outcome = outcome.and_then(|()| match (op, &item.place) {
-                    (IoOp::Write, Some(Place::File(extent))) => shared.store.zero(
+                    (IoOp::Write, Some(Place::File(extent))) => Ok(shared.store.zero(
                         extent.offset + item.logical as u64,
                         item.padded - item.logical,
-                    ),
+                    )?),
                     _ => Ok(()),
                 });
                 if let Err(err) = outcome {
@@ -292,9 +291,9 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
         }
     }
 
-    fn record(&mut self, i: usize, error: Error) {
+    fn record(&mut self, i: usize, error: impl Into<SwapError>) {
         if self.errors[i].is_none() {
-            self.errors[i] = Some(error);
+            self.errors[i] = Some(error.into());
         }
     }
 
@@ -393,12 +392,12 @@ impl<D: Device, E: IoEngine> ReadSink for Run<'_, D, E> {
 
     fn consume(&mut self, chunk: &Chunk, result: crate::Result<SlabPart>) {
         let i = chunk.item;
-        let upload = |this: &mut Self, mut part: SlabPart| -> crate::Result<()> {
+        let upload = |this: &mut Self, mut part: SlabPart| -> Result<()> {
             part.set_len(chunk.len)?;
             let buf = this.items[i]
                 .buf
                 .take()
-                .ok_or(Error::Closed { what: "swap_in" })?;
+                .ok_or(SwapError::Closed { what: "swap_in" })?;
             let device = &this.shared.device;
             let (outcome, _part, buf) = done(
                 device
@@ -406,12 +405,12 @@ impl<D: Device, E: IoEngine> ReadSink for Run<'_, D, E> {
                     .and_then(Transfer::wait),
             );
             this.items[i].buf = Some(buf);
-            outcome
+            Ok(outcome?)
         };
         let outcome = match result {
             Ok(part) if self.errors[i].is_none() => upload(self, part),
             Ok(_) => Ok(()),
-            Err(err) => Err(err),
+            Err(err) => Err(err.into()),
         };
         if let Err(err) = outcome {
             self.record(i, err);
@@ -435,7 +434,7 @@ fn done<D: Device, H>(
 }
 
 /// Finishes a job that could not be queued: every tensor keeps its state
-/// and reports [`Error::Closed`].
+/// and reports [`SwapError::Closed`].
 pub(crate) fn cancel<D: Device, E: IoEngine>(shared: &Shared<D, E>, job: Job<D>) {
     Run::new(shared, job).execute(true);
 }

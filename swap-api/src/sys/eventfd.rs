@@ -7,11 +7,11 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 /// An `eventfd` counter, closed on drop.
 #[derive(Debug)]
-pub struct EventFd(File);
+pub(crate) struct EventFd(File);
 
 impl EventFd {
     /// Creates a close-on-exec eventfd with counter 0.
-    pub fn new() -> io::Result<Self> {
+    pub(crate) fn new() -> io::Result<Self> {
         // SAFETY: eventfd takes plain integers.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
         if fd < 0 {
@@ -22,7 +22,7 @@ impl EventFd {
     }
 
     /// Adds one to the counter, waking whoever reads it.
-    pub fn signal(&self) -> io::Result<()> {
+    pub(crate) fn signal(&self) -> io::Result<()> {
         let one: u64 = 1;
         loop {
             // SAFETY: writes 8 bytes from a live u64, as eventfd requires.
@@ -38,7 +38,7 @@ impl EventFd {
     }
 
     /// The raw descriptor, for an io_uring read.
-    pub fn raw(&self) -> RawFd {
+    pub(crate) fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
 }

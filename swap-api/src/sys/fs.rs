@@ -11,11 +11,11 @@ use std::path::Path;
 
 /// Direct-I/O alignment requirements of a file system, as `statx` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DioAlign {
+pub(crate) struct DioAlign {
     /// Required alignment of the memory address, in bytes.
-    pub memory: u32,
+    pub(crate) memory: u32,
     /// Required alignment of file offsets and lengths, in bytes.
-    pub offset: u32,
+    pub(crate) offset: u32,
 }
 
 /// Asks `statx(STATX_DIOALIGN)` for the direct-I/O alignment of `path`.
@@ -23,7 +23,7 @@ pub struct DioAlign {
 /// `Ok(None)` means the kernel or file system does not report it (kernels
 /// before 6.1, or file systems that do not fill it in); `Ok(Some)` with zero
 /// fields means direct I/O is not supported on this file.
-pub fn statx_dio(path: &Path) -> io::Result<Option<DioAlign>> {
+pub(crate) fn statx_dio(path: &Path) -> io::Result<Option<DioAlign>> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
     // SAFETY: an all-zero statx is a valid value (plain integers).
@@ -51,7 +51,7 @@ pub fn statx_dio(path: &Path) -> io::Result<Option<DioAlign>> {
 }
 
 /// Opens `name` relative to the directory `dir` (`openat`), close-on-exec.
-pub fn open_at(
+pub(crate) fn open_at(
     dir: &File,
     name: &CStr,
     flags: libc::c_int,
@@ -80,7 +80,7 @@ pub fn open_at(
 }
 
 /// Removes `name` from the directory `dir` (`unlinkat`).
-pub fn unlink_at(dir: &File, name: &CStr) -> io::Result<()> {
+pub(crate) fn unlink_at(dir: &File, name: &CStr) -> io::Result<()> {
     // SAFETY: name is NUL-terminated and dir is an open directory descriptor.
     if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
         Ok(())
@@ -94,7 +94,7 @@ pub fn unlink_at(dir: &File, name: &CStr) -> io::Result<()> {
 /// # Safety
 /// `buf` must be valid for writes of `len` bytes and not accessed by anyone
 /// else for the duration of the call.
-pub unsafe fn pread(fd: RawFd, buf: *mut u8, len: usize, offset: u64) -> io::Result<usize> {
+pub(crate) unsafe fn pread(fd: RawFd, buf: *mut u8, len: usize, offset: u64) -> io::Result<usize> {
     let offset = to_off(offset)?;
     // SAFETY: the caller guarantees buf is writable for len bytes.
     let n = unsafe { libc::pread(fd, buf.cast(), len, offset) };
@@ -106,7 +106,12 @@ pub unsafe fn pread(fd: RawFd, buf: *mut u8, len: usize, offset: u64) -> io::Res
 /// # Safety
 /// `buf` must be valid for reads of `len` bytes and not written by anyone
 /// else for the duration of the call.
-pub unsafe fn pwrite(fd: RawFd, buf: *const u8, len: usize, offset: u64) -> io::Result<usize> {
+pub(crate) unsafe fn pwrite(
+    fd: RawFd,
+    buf: *const u8,
+    len: usize,
+    offset: u64,
+) -> io::Result<usize> {
     let offset = to_off(offset)?;
     // SAFETY: the caller guarantees buf is readable for len bytes.
     let n = unsafe { libc::pwrite(fd, buf.cast(), len, offset) };
@@ -121,7 +126,7 @@ fn to_off(offset: u64) -> io::Result<libc::off_t> {
 /// Reserves `len` bytes of disk space for `file` without changing its
 /// contents (`fallocate`, mode 0). Fails with `Unsupported` where the file
 /// system cannot.
-pub fn fallocate(file: &File, len: u64) -> io::Result<()> {
+pub(crate) fn fallocate(file: &File, len: u64) -> io::Result<()> {
     let len = to_off(len)?;
     if len == 0 {
         return Ok(());
@@ -136,7 +141,7 @@ pub fn fallocate(file: &File, len: u64) -> io::Result<()> {
 
 /// Tells the kernel the given range will not be needed again soon, so the
 /// page cache can drop it once written back (`posix_fadvise(DONTNEED)`).
-pub fn drop_cache(fd: RawFd, offset: u64, len: usize) {
+pub(crate) fn drop_cache(fd: RawFd, offset: u64, len: usize) {
     let (Ok(offset), Ok(len)) = (to_off(offset), libc::off_t::try_from(len)) else {
         return;
     };

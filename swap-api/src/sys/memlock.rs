@@ -99,7 +99,7 @@ impl Locked {
             if unsafe { libc::mlock(ptr.cast(), len) } != 0 {
                 return Err(Error::Pin {
                     len,
-                    source: std::io::Error::last_os_error(),
+                    cause: std::io::Error::last_os_error(),
                 });
             }
         }

@@ -1,13 +1,24 @@
-//! The only place in `swap-api` that talks to the allocator and the OS directly.
+//! The only place in `swap-api` that calls the allocator and the OS
+//! directly: each submodule wraps one facility in a small type.
 //!
-//! Each submodule wraps one facility in a small safe type; outside this
-//! folder `unsafe` appears only in the documented `Device` and `IoEngine`
-//! contracts and in the engines that submit raw buffers to the kernel.
+//! Public for the backends: [`aligned`] (aligned allocations), [`memlock`]
+//! (page locking and its limit) and [`page_size`]. Crate-private: `fs`
+//! (`pread`/`pwrite`, `statx`, `openat`, ...) and `eventfd`.
+//!
+//! `unsafe` is not confined to this folder. Outside it, it appears in:
+//! the `Device` and `IoEngine` contracts and the `HostBuf` trait (what
+//! implementors promise); the safe layers that hold callers to those
+//! contracts (`ext.rs`, `storage/ext.rs`, `storage/ticket.rs`); the engines
+//! that hand raw buffers to the kernel (`storage/uring.rs`,
+//! `storage/threads.rs`); the host buffers, pool slabs and typed views that
+//! build slices from raw memory (`buffer/`, `pool/`, `tensor.rs`); and the
+//! decorators forwarding the contracts (`faulty.rs`, `storage/faulty.rs`,
+//! `storage/any.rs`). Every block there has its `// SAFETY:` line.
 
 pub mod aligned;
 #[cfg(target_os = "linux")]
-pub mod eventfd;
-pub mod fs;
+pub(crate) mod eventfd;
+pub(crate) mod fs;
 pub mod memlock;
 
 /// The system page size in bytes (4096 when it cannot be queried).
