@@ -1,5 +1,8 @@
 //! tensorswap moves tensors between device memory (GPU), pinned host memory
-//! and (soon) NVMe files, behind one backend-agnostic [`Device`] trait.
+//! and NVMe files, behind one backend-agnostic [`Device`] trait: swap
+//! folders and asynchronous I/O engines ([`storage`]), pinned pools
+//! ([`PinnedPool`]) and the swappers DeepSpeed's ZeRO-Infinity needs
+//! ([`swapper`]).
 //!
 //! This is the facade crate: it re-exports the core API ([`swap_api`]) and,
 //! per cargo feature, the backends (`cpu`, the default; `wgpu`; `cuda`),

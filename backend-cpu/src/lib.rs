@@ -22,6 +22,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+//! # Modules, and what each may use
+//!
+//! - `memory` (budgeted, page-locked allocations) and `copier` (the copy
+//!   thread, on `swap_api::sync` and, for direct storage, the thread
+//!   engine's request runner): `swap-api` only.
+//! - `builder` and `device` (the [`swap_api::Device`] impl): `memory` and
+//!   `copier`.
+//!
+//! The crate uses `swap-api`'s public items only, and no other backend.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod builder;

@@ -39,6 +39,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+//! # Modules, and what each may use
+//!
+//! - `driver` (loading libcuda, describing driver errors): cudarc only.
+//! - `memory`, `pending` (events as tickets), `registration`
+//!   (`cuMemHostRegister`), `host_alloc` (`cuMemHostAlloc`): `driver`.
+//! - `gds` (cuFile, behind the `gds` feature): cudarc and `swap-api`'s
+//!   errors and files; of this crate, only [`BACKEND`].
+//! - `device` (the [`swap_api::Device`] impl): everything above.
+//!
+//! The crate uses `swap-api`'s public items only, and no other backend.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod device;

@@ -41,6 +41,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+//! # Modules, and what each may use
+//!
+//! - `scope` (wgpu error scopes) and `window` (cutting ranges into aligned
+//!   pieces): wgpu and `std` only.
+//! - `adapter` (choosing one), `memory` (device buffers), `staging` (the
+//!   mappable staging ring): `scope` and `window`.
+//! - `worker` (the transfer thread): `staging`, `scope`, `window`, and
+//!   `swap_api::sync` for its thread and completion latches.
+//! - `builder` and `device` (the [`swap_api::Device`] impl): everything above.
+//!
+//! The crate uses `swap-api`'s public items only, and no other backend.
+
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod adapter;

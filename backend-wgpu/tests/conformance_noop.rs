@@ -5,7 +5,7 @@
 
 use backend_wgpu::WgpuDevice;
 
-tensorswap_conformance::conformance_main!("wgpu-noop", || {
+tensorswap_conformance::conformance_main!("wgpu-noop", requires: "wgpu", || {
     let (device, queue) = wgpu::Device::noop(&wgpu::DeviceDescriptor::default());
     WgpuDevice::builder()
         .staging_buffer_size(4096)

@@ -39,16 +39,33 @@ pub use ctx::{expect_bytes, first_difference, pattern, CaseError, Ctx, Outcome};
 pub use require::{parse_required, required_backends, KNOWN_BACKENDS, REQUIRE_VAR};
 pub use runner::{run, run_suite};
 
+/// The name a suite run is reported under (`conformance[label]`) and the
+/// backend or engine name `TENSORSWAP_REQUIRE` must list to make its skip a
+/// failure. Usually the two are the same name; decorated subjects get a
+/// label of their own (`faulty(cpu)`) and require what they decorate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    /// The report label.
+    pub label: &'static str,
+    /// The name in `TENSORSWAP_REQUIRE`.
+    pub requires: &'static str,
+}
+
 /// Defines `main` for a backend's conformance test binary (`harness = false`).
 ///
-/// `$backend` is the name `TENSORSWAP_REQUIRE` uses; `$open` is a
-/// `Fn() -> swap_api::Result<D>` opening a fresh device.
+/// `$backend` is the report label and the name `TENSORSWAP_REQUIRE` uses;
+/// with `$label, requires: $backend` the two differ (a decorated device
+/// reports under its own label). `$open` is a `Fn() -> swap_api::Result<D>`
+/// opening a fresh device.
 #[macro_export]
 macro_rules! conformance_main {
-    ($backend:expr, $open:expr $(,)?) => {
+    ($label:expr, requires: $backend:expr, $open:expr $(,)?) => {
         fn main() -> ::std::process::ExitCode {
             $crate::run(
-                $backend,
+                $crate::Subject {
+                    label: $label,
+                    requires: $backend,
+                },
                 concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/tests/conformance.proptest-regressions"
@@ -57,17 +74,24 @@ macro_rules! conformance_main {
             )
         }
     };
+    ($backend:expr, $open:expr $(,)?) => {
+        $crate::conformance_main!($backend, requires: $backend, $open);
+    };
 }
 
 /// Defines `main` for an I/O engine's conformance test binary
 /// (`harness = false`): the engine suite ([`engine::all`]) against engines
-/// from `$open`, a `Fn() -> swap_api::Result<E>`.
+/// from `$open`, a `Fn() -> swap_api::Result<E>`; the names work as in
+/// [`conformance_main!`].
 #[macro_export]
 macro_rules! engine_conformance_main {
-    ($name:expr, $open:expr $(,)?) => {
+    ($label:expr, requires: $engine:expr, $open:expr $(,)?) => {
         fn main() -> ::std::process::ExitCode {
             $crate::run_suite(
-                $name,
+                $crate::Subject {
+                    label: $label,
+                    requires: $engine,
+                },
                 concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/tests/engine.proptest-regressions"
@@ -77,5 +101,8 @@ macro_rules! engine_conformance_main {
                 $crate::engine::describe,
             )
         }
+    };
+    ($engine:expr, $open:expr $(,)?) => {
+        $crate::engine_conformance_main!($engine, requires: $engine, $open);
     };
 }

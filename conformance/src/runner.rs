@@ -7,20 +7,20 @@ use libtest_mimic::{Arguments, Trial};
 use swap_api::Device;
 
 use crate::cases::Case;
-use crate::{cases, required_backends, Ctx, REQUIRE_VAR};
+use crate::{cases, required_backends, Ctx, Subject, REQUIRE_VAR};
 
 /// Runs the device suite against devices from `open`, as a `harness = false`
 /// test binary (use [`crate::conformance_main!`] rather than calling this).
 ///
 /// When `open` fails with `Unavailable`/`Unsupported`, the cases are reported
-/// as ignored with the reason, unless `TENSORSWAP_REQUIRE` names `backend`:
-/// then each case fails with the reason.
-pub fn run<D, F>(backend: &'static str, regressions: &'static str, open: F) -> ExitCode
+/// as ignored with the reason, unless `TENSORSWAP_REQUIRE` names
+/// `subject.requires`: then each case fails with the reason.
+pub fn run<D, F>(subject: Subject, regressions: &'static str, open: F) -> ExitCode
 where
     D: Device,
     F: Fn() -> swap_api::Result<D> + Send + Sync + 'static,
 {
-    run_suite(backend, regressions, open, cases::all::<D>(), |dev: &D| {
+    run_suite(subject, regressions, open, cases::all::<D>(), |dev: &D| {
         dev.info().to_string()
     })
 }
@@ -28,7 +28,7 @@ where
 /// Runs `cases` against subjects (devices, I/O engines) from `open`, with
 /// the skip/require rules of [`run`]; `describe` names an opened subject.
 pub fn run_suite<T, F>(
-    backend: &'static str,
+    subject: Subject,
     regressions: &'static str,
     open: F,
     all: Vec<Case<T>>,
@@ -40,6 +40,7 @@ where
 {
     // This is a test harness: its report goes to stdout, like libtest's.
     let args = Arguments::from_args();
+    let backend = subject.label;
     let required = match required_backends() {
         Ok(required) => required,
         Err(message) => {
@@ -47,13 +48,13 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let must_run = required.iter().any(|name| name == backend);
+    let must_run = required.iter().any(|name| name == subject.requires);
     let open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync> = Arc::new(open);
     let probe = open().map(|subject| describe(&subject));
     let ctx = Arc::new(Ctx::new(Arc::clone(&open), regressions));
     let count = all.len();
 
-    let verdict = verdict(backend, probe.as_ref().map(|_| ()), must_run);
+    let verdict = verdict(subject, probe.as_ref().map(|_| ()), must_run);
     match (&verdict, &probe) {
         (Verdict::Run, Ok(info)) => {
             println!("conformance[{backend}]: running {count} tests on {info}")
@@ -108,17 +109,18 @@ enum Verdict {
     Fail(String),
 }
 
-/// Decides from the outcome of opening a device and whether `TENSORSWAP_REQUIRE` names it.
-fn verdict(backend: &str, opened: Result<(), &swap_api::Error>, required: bool) -> Verdict {
+/// Decides from the outcome of opening a subject and whether `TENSORSWAP_REQUIRE` names it.
+fn verdict(subject: Subject, opened: Result<(), &swap_api::Error>, required: bool) -> Verdict {
+    let Subject { label, requires } = subject;
     match opened {
         Ok(()) => Verdict::Run,
         Err(error) if required => {
-            Verdict::Fail(format!("{REQUIRE_VAR} requires {backend}, but: {error}"))
+            Verdict::Fail(format!("{REQUIRE_VAR} requires {requires}, but: {error}"))
         }
         Err(error) if error.is_unavailable() => Verdict::Skip(format!(
-            "{error} (set {REQUIRE_VAR}={backend} to make this a failure)"
+            "{error} (set {REQUIRE_VAR}={requires} to make this a failure)"
         )),
-        Err(error) => Verdict::Fail(format!("opening the {backend} device failed: {error}")),
+        Err(error) => Verdict::Fail(format!("opening {label} failed: {error}")),
     }
 }
 
@@ -138,15 +140,26 @@ mod tests {
             op: "open",
             reason: "driver crashed".into(),
         };
-        assert_eq!(verdict("wgpu", Ok(()), true), Verdict::Run);
+        let wgpu = Subject {
+            label: "wgpu",
+            requires: "wgpu",
+        };
+        assert_eq!(verdict(wgpu, Ok(()), true), Verdict::Run);
         assert!(
-            matches!(verdict("wgpu", Err(&missing), false), Verdict::Skip(r) if r.contains("no adapter"))
+            matches!(verdict(wgpu, Err(&missing), false), Verdict::Skip(r) if r.contains("no adapter"))
         );
         assert!(
-            matches!(verdict("wgpu", Err(&missing), true), Verdict::Fail(r) if r.contains("requires wgpu"))
+            matches!(verdict(wgpu, Err(&missing), true), Verdict::Fail(r) if r.contains("requires wgpu"))
         );
         assert!(
-            matches!(verdict("wgpu", Err(&broken), false), Verdict::Fail(r) if r.contains("driver crashed"))
+            matches!(verdict(wgpu, Err(&broken), false), Verdict::Fail(r) if r.contains("driver crashed"))
+        );
+        let noop = Subject {
+            label: "wgpu-noop",
+            requires: "wgpu",
+        };
+        assert!(
+            matches!(verdict(noop, Err(&missing), true), Verdict::Fail(r) if r.contains("requires wgpu"))
         );
     }
 }

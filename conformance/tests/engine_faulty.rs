@@ -3,7 +3,7 @@
 
 use swap_api::{AioConfig, FaultyEngine, UringEngine};
 
-tensorswap_conformance::engine_conformance_main!("uring", || UringEngine::new(
+tensorswap_conformance::engine_conformance_main!("faulty(uring)", requires: "uring", || UringEngine::new(
     &AioConfig::default()
 )
 .map(FaultyEngine::new));

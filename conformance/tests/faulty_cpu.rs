@@ -4,7 +4,7 @@
 use backend_cpu::CpuDevice;
 use swap_api::FaultyDevice;
 
-tensorswap_conformance::conformance_main!("cpu", || CpuDevice::builder()
+tensorswap_conformance::conformance_main!("faulty(cpu)", requires: "cpu", || CpuDevice::builder()
     .capacity(256 << 20)
     .build()
     .map(FaultyDevice::new));

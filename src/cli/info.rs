@@ -1,7 +1,7 @@
 //! `tensorswap info`: what this build and this machine can do.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use tensorswap::sys::memlock::MemlockLimit;
@@ -24,73 +24,104 @@ pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
         "backends compiled in: {}",
         COMPILED_BACKENDS.join(", ")
     )?;
+    devices(out)?;
+    #[cfg(feature = "cuda")]
+    cuda_devices(out)?;
+    #[cfg(feature = "wgpu")]
+    wgpu_adapters(out)?;
+    host(&args.folder, out)?;
+    match tensorswap::open_best() {
+        Ok(selection) => writeln!(out, "default device: {selection}")?,
+        Err(error) => writeln!(out, "default device: none: {error}")?,
+    }
+    Ok(())
+}
+
+/// Each compiled-in backend's device and its capabilities, or why it does not open.
+fn devices(out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "devices:")?;
     for &backend in COMPILED_BACKENDS {
-        let dev = match tensorswap::open(backend) {
-            Ok(dev) => dev,
-            Err(error) => {
-                writeln!(out, "  {backend}: not available: {error}")?;
-                continue;
-            }
-        };
-        let info = dev.info();
-        let caps = dev.capabilities();
-        let yes = |b: bool| if b { "yes" } else { "no" };
-        writeln!(out, "  {backend}: {}", info.name)?;
-        if let Some(capacity) = info.memory_capacity {
-            writeln!(
-                out,
-                "    memory capacity:    {} ({capacity} bytes)",
-                show(capacity)
-            )?;
+        match tensorswap::open(backend) {
+            Ok(dev) => device(backend, &dev, out)?,
+            Err(error) => writeln!(out, "  {backend}: not available: {error}")?,
         }
-        writeln!(out, "    pinned host memory: {}", yes(caps.pinned_host))?;
-        writeln!(out, "    async transfers:    {}", yes(caps.async_transfers))?;
+    }
+    Ok(())
+}
+
+fn device(backend: &str, dev: &impl Device, out: &mut impl Write) -> anyhow::Result<()> {
+    let info = dev.info();
+    let caps = dev.capabilities();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    writeln!(out, "  {backend}: {}", info.name)?;
+    if let Some(capacity) = info.memory_capacity {
         writeln!(
             out,
-            "    ordered transfers:  {}",
-            yes(caps.ordered_transfers)
+            "    memory capacity:    {} ({capacity} bytes)",
+            show(capacity)
         )?;
-        writeln!(out, "    direct storage:     {}", yes(caps.direct_storage))?;
-        writeln!(out, "    max allocation:     {} bytes", caps.max_allocation)?;
-        writeln!(out, "    host alignment:     {} bytes", caps.host_alignment)?;
     }
-    #[cfg(feature = "cuda")]
-    match tensorswap::cuda::devices() {
-        Ok(devices) => {
-            writeln!(out, "cuda devices: {}", devices.len())?;
-            for device in &devices {
-                writeln!(out, "  {device}")?;
-            }
-            #[cfg(feature = "gds")]
-            if !devices.is_empty() {
-                let mode = tensorswap::cuda::CudaDevice::open().and_then(|d| d.gds_mode());
-                match mode {
-                    Ok(mode) => writeln!(out, "  GPUDirect Storage: {mode}")?,
-                    Err(error) => writeln!(
-                        out,
-                        "  GPUDirect Storage: unavailable ({error}); `use_gds` swaps through pinned memory"
-                    )?,
-                }
-            }
+    writeln!(out, "    pinned host memory: {}", yes(caps.pinned_host))?;
+    writeln!(out, "    async transfers:    {}", yes(caps.async_transfers))?;
+    writeln!(
+        out,
+        "    ordered transfers:  {}",
+        yes(caps.ordered_transfers)
+    )?;
+    writeln!(out, "    direct storage:     {}", yes(caps.direct_storage))?;
+    writeln!(out, "    max allocation:     {} bytes", caps.max_allocation)?;
+    writeln!(out, "    host alignment:     {} bytes", caps.host_alignment)?;
+    Ok(())
+}
+
+/// The CUDA devices with their PCIe links, and the GPUDirect Storage mode.
+#[cfg(feature = "cuda")]
+fn cuda_devices(out: &mut impl Write) -> anyhow::Result<()> {
+    let devices = match tensorswap::cuda::devices() {
+        Ok(devices) => devices,
+        Err(error) => {
+            writeln!(out, "cuda devices: none: {error}")?;
+            return Ok(());
         }
-        Err(error) => writeln!(out, "cuda devices: none: {error}")?,
+    };
+    writeln!(out, "cuda devices: {}", devices.len())?;
+    for device in &devices {
+        writeln!(out, "  {device}")?;
     }
-    #[cfg(feature = "wgpu")]
-    {
-        let adapters = tensorswap::wgpu::adapters(None);
-        writeln!(out, "wgpu adapters: {}", adapters.len())?;
-        for adapter in &adapters {
-            writeln!(out, "  {adapter}")?;
-        }
-        if adapters.is_empty() {
-            writeln!(
+    #[cfg(feature = "gds")]
+    if !devices.is_empty() {
+        let mode = tensorswap::cuda::CudaDevice::open().and_then(|d| d.gds_mode());
+        match mode {
+            Ok(mode) => writeln!(out, "  GPUDirect Storage: {mode}")?,
+            Err(error) => writeln!(
                 out,
-                "  (none: without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` \
-                 provides lavapipe)"
-            )?;
+                "  GPUDirect Storage: unavailable ({error}); `use_gds` swaps through pinned memory"
+            )?,
         }
     }
+    Ok(())
+}
+
+/// The wgpu adapters, or how to get lavapipe.
+#[cfg(feature = "wgpu")]
+fn wgpu_adapters(out: &mut impl Write) -> anyhow::Result<()> {
+    let adapters = tensorswap::wgpu::adapters(None);
+    writeln!(out, "wgpu adapters: {}", adapters.len())?;
+    for adapter in &adapters {
+        writeln!(out, "  {adapter}")?;
+    }
+    if adapters.is_empty() {
+        writeln!(
+            out,
+            "  (none: without a GPU, `apt-get install mesa-vulkan-drivers libvulkan1` \
+             provides lavapipe)"
+        )?;
+    }
+    Ok(())
+}
+
+/// The page-locking limit, io_uring, and direct I/O in `folder`.
+fn host(folder: &Path, out: &mut impl Write) -> anyhow::Result<()> {
     let limit = MemlockLimit::current();
     let lockable = limit
         .lockable()
@@ -107,21 +138,17 @@ pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
             "io_uring: not available ({reason}); the thread-pool engine is used"
         )?,
     }
-    let folder = args.folder.display();
-    match DioSupport::probe(&args.folder) {
+    let shown = folder.display();
+    match DioSupport::probe(folder) {
         Ok(dio) if dio.supported => writeln!(
             out,
-            "direct I/O in {folder}: supported; alignment memory {} bytes, offset/length {} bytes ({})",
+            "direct I/O in {shown}: supported; alignment memory {} bytes, offset/length {} bytes ({})",
             dio.memory_align,
             dio.offset_align,
             if dio.source == "statx" { "statx STATX_DIOALIGN" } else { "not reported; 4096 assumed" }
         )?,
-        Ok(_) => writeln!(out, "direct I/O in {folder}: not supported; buffered I/O is used")?,
-        Err(error) => writeln!(out, "direct I/O in {folder}: unknown: {error}")?,
-    }
-    match tensorswap::open_best() {
-        Ok(selection) => writeln!(out, "default device: {selection}")?,
-        Err(error) => writeln!(out, "default device: none: {error}")?,
+        Ok(_) => writeln!(out, "direct I/O in {shown}: not supported; buffered I/O is used")?,
+        Err(error) => writeln!(out, "direct I/O in {shown}: unknown: {error}")?,
     }
     Ok(())
 }

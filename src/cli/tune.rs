@@ -54,36 +54,9 @@ pub(crate) fn run(args: &TuneArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.loops == 0 {
         bail!("--loops must be at least 1");
     }
-    let mut configs = Vec::new();
-    for &block_size in &args.block_sizes {
-        for &queue_depth in &args.queue_depths {
-            for &parallelism in &args.parallelism {
-                let config = AioConfig::default()
-                    .with_block_size(block_size)
-                    .with_queue_depth(queue_depth)
-                    .with_parallelism(parallelism);
-                config.validate()?;
-                configs.push(config);
-            }
-        }
-    }
-    if configs.is_empty() {
-        bail!("nothing to sweep: give at least one block size, queue depth and parallelism");
-    }
+    let configs = sweep(args)?;
     if !args.json {
-        writeln!(
-            out,
-            "tune: {} configurations, {} written and read per pass, {} pass(es) each, in {}",
-            configs.len(),
-            size::show(args.target.size),
-            args.loops,
-            args.target.folder.display()
-        )?;
-        writeln!(
-            out,
-            "{:>10} {:>6} {:>6} {:>12} {:>12} {:>12}",
-            "block", "depth", "par", "write GB/s", "read GB/s", "score GB/s"
-        )?;
+        header(args, configs.len(), out)?;
     }
     let progress = ProgressBar::new(configs.len() as u64).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} configurations")
@@ -91,37 +64,8 @@ pub(crate) fn run(args: &TuneArgs, out: &mut impl Write) -> anyhow::Result<()> {
     );
     let mut best: Option<(f64, AioConfig)> = None;
     for config in configs {
-        let run = IoRun::prepare(&args.target, &config)?;
-        let rows = run
-            .measure(args.loops, true, true, |_| {})
-            .with_context(|| format!("measuring {config:?}"))?;
-        let gbps = |op: &str| rows.iter().find(|r| r.op == op).map_or(0.0, |r| r.gbps);
-        let (write, read) = (gbps("write"), gbps("read"));
-        let trial = Trial {
-            block_size: config.block_size,
-            queue_depth: config.queue_depth,
-            intra_op_parallelism: config.intra_op_parallelism,
-            write_gbps: write,
-            read_gbps: read,
-            score_gbps: 2.0 / (1.0 / write + 1.0 / read),
-        };
-        progress.suspend(|| -> anyhow::Result<()> {
-            if args.json {
-                writeln!(out, "{}", serde_json::to_string(&trial)?)?;
-            } else {
-                writeln!(
-                    out,
-                    "{:>10} {:>6} {:>6} {:>12.2} {:>12.2} {:>12.2}",
-                    size::show(trial.block_size),
-                    trial.queue_depth,
-                    trial.intra_op_parallelism,
-                    trial.write_gbps,
-                    trial.read_gbps,
-                    trial.score_gbps
-                )?;
-            }
-            Ok(out.flush()?)
-        })?;
+        let trial = measure(args, &config)?;
+        progress.suspend(|| print_trial(&trial, args.json, out))?;
         progress.inc(1);
         if best
             .as_ref()
@@ -145,4 +89,77 @@ pub(crate) fn run(args: &TuneArgs, out: &mut impl Write) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Every block size x queue depth x parallelism asked for, checked.
+fn sweep(args: &TuneArgs) -> anyhow::Result<Vec<AioConfig>> {
+    let mut configs = Vec::new();
+    for &block_size in &args.block_sizes {
+        for &queue_depth in &args.queue_depths {
+            for &parallelism in &args.parallelism {
+                let config = AioConfig::default()
+                    .with_block_size(block_size)
+                    .with_queue_depth(queue_depth)
+                    .with_parallelism(parallelism);
+                config.validate()?;
+                configs.push(config);
+            }
+        }
+    }
+    if configs.is_empty() {
+        bail!("nothing to sweep: give at least one block size, queue depth and parallelism");
+    }
+    Ok(configs)
+}
+
+fn header(args: &TuneArgs, configs: usize, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "tune: {configs} configurations, {} written and read per pass, {} pass(es) each, in {}",
+        size::show(args.target.size),
+        args.loops,
+        args.target.folder.display()
+    )?;
+    writeln!(
+        out,
+        "{:>10} {:>6} {:>6} {:>12} {:>12} {:>12}",
+        "block", "depth", "par", "write GB/s", "read GB/s", "score GB/s"
+    )?;
+    Ok(())
+}
+
+/// Write and read passes with one configuration.
+fn measure(args: &TuneArgs, config: &AioConfig) -> anyhow::Result<Trial> {
+    let run = IoRun::prepare(&args.target, config)?;
+    let rows = run
+        .measure(args.loops, true, true, |_| {})
+        .with_context(|| format!("measuring {config:?}"))?;
+    let gbps = |op: &str| rows.iter().find(|r| r.op == op).map_or(0.0, |r| r.gbps);
+    let (write, read) = (gbps("write"), gbps("read"));
+    Ok(Trial {
+        block_size: config.block_size,
+        queue_depth: config.queue_depth,
+        intra_op_parallelism: config.intra_op_parallelism,
+        write_gbps: write,
+        read_gbps: read,
+        score_gbps: 2.0 / (1.0 / write + 1.0 / read),
+    })
+}
+
+fn print_trial(trial: &Trial, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(trial)?)?;
+    } else {
+        writeln!(
+            out,
+            "{:>10} {:>6} {:>6} {:>12.2} {:>12.2} {:>12.2}",
+            size::show(trial.block_size),
+            trial.queue_depth,
+            trial.intra_op_parallelism,
+            trial.write_gbps,
+            trial.read_gbps,
+            trial.score_gbps
+        )?;
+    }
+    Ok(out.flush()?)
 }

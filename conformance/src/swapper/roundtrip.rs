@@ -2,7 +2,7 @@
 //! the file and through the host tier; bad calls are typed errors.
 
 use swap_api::swapper::{SwapError, TensorMeta, TensorState};
-use swap_api::{Device, DeviceExt, DirOptions, DirectIo, Error};
+use swap_api::{Device, DeviceExt, DirOptions, DirectIo, Error, IoOp};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, Ctx, Outcome};
@@ -96,6 +96,31 @@ pub fn mixed_sizes<D: Device>(ctx: &Ctx<D>) -> Outcome {
     Ok(())
 }
 
+/// The engine-only baseline of a swap (`file_io_only`): runs for tensors
+/// placed in the file (tensor 2), refuses a host-tier one (tensor 1), and
+/// reports a read past the end of its file.
+fn file_io_only<D: Device>(rig: &Rig<D>) -> Outcome {
+    let s = &rig.swapper;
+    let file = s.store().dir().create_file()?;
+    let refused = s.file_io_only(&[2, 1], IoOp::Write, &file);
+    check!(
+        matches!(refused, Err(SwapError::InvalidState { id: 1, .. })),
+        "file_io_only of a host-tier tensor: {refused:?}"
+    );
+    let short = s.file_io_only(&[2], IoOp::Read, &file);
+    check!(
+        matches!(short, Err(SwapError::Core(Error::ShortIo { .. }))),
+        "file_io_only reading an empty file: {short:?}"
+    );
+    s.file_io_only(&[2], IoOp::Write, &file)?;
+    s.file_io_only(&[2], IoOp::Read, &file)?;
+    check!(
+        s.status(2)?.state == TensorState::Stored,
+        "file_io_only changed the tensor's state"
+    );
+    Ok(())
+}
+
 /// With `max_in_cpu`, the first tensors that fit stay in host memory
 /// (`Host`), the rest go to the file; both come back intact.
 pub fn host_tier<D: Device>(ctx: &Ctx<D>) -> Outcome {
@@ -124,6 +149,7 @@ pub fn host_tier<D: Device>(ctx: &Ctx<D>) -> Outcome {
         s.stored_range(1)?.is_none() && s.stored_range(2)?.is_some(),
         "stored_range disagrees with the homes"
     );
+    file_io_only(&rig)?;
     s.swap_in(&[1, 2, 3])?.wait()?;
     for (id, len) in [(1, 4000), (2, 4000), (3, 1000)] {
         expect_bytes(&format!("tensor {id}"), &rig.bytes(id)?, &pattern(id, len))?;

@@ -5,8 +5,8 @@ use super::error::Result;
 use super::meta::TensorId;
 use super::plan::{self, Chunk, Span};
 use super::stream::{self, ReadSink, WriteSource};
+use super::swapper::Swapper;
 use super::table::Home;
-use super::tensor::Swapper;
 use crate::{Device, IoEngine, IoOp, SlabPart, SwapFile};
 
 impl<D: Device, E: IoEngine> Swapper<D, E> {

@@ -5,7 +5,7 @@ use super::meta::{TensorId, TensorMeta};
 use super::offload::{nvme_folder, AioSection, OffloadDevice, OffloadParamConfig};
 use super::state::{TensorState, TensorStatus};
 use super::store::SwapStore;
-use super::tensor::{Swapper, TensorHandle};
+use super::swapper::{Swapper, TensorHandle};
 use super::ticket::SwapTicket;
 use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Pinning, Rejected};
 

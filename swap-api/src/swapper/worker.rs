@@ -12,8 +12,8 @@ use super::extent::Extent;
 use super::meta::TensorId;
 use super::plan::{self, Chunk, Span};
 use super::stream::{self, ReadSink, WriteSource};
+use super::swapper::Shared;
 use super::table::{Home, Slot};
-use super::tensor::Shared;
 use super::ticket::SwapTicket;
 use crate::{Device, DeviceBuffer, DeviceExt, HostBuffer, IoEngine, IoOp, SlabPart, Transfer};
 
