@@ -43,6 +43,6 @@ for op in ("upload", "download"):
 PY
 
 log "swap, pinned path"
-"$bin/tensorswap" bench --backend cuda --swap --size 4G --folder "$scratch" 2>&1 | tee "$out/swap-pinned.txt" | tail -8
+"$bin/tensorswap" bench --backend cuda --size 4G --folder "$scratch" 2>&1 | tee "$out/swap-pinned.txt" | tail -8
 log "swap, use_gds"
-"$bin/tensorswap" bench --backend cuda --swap --size 4G --folder "$scratch" --gds 2>&1 | tee "$out/swap-gds.txt" | tail -9
+"$bin/tensorswap" bench --backend cuda --size 4G --folder "$scratch" --gds 2>&1 | tee "$out/swap-gds.txt" | tail -9

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext, CudaStream};
 use swap_api::sys::page_size;
-use swap_api::{Capabilities, Device, DeviceInfo, Direction, Error, Result};
+use swap_api::{Capabilities, Device, DeviceInfo, Direction, Error, OwnerToken, Result};
 
 use crate::driver::{self, failed};
-use crate::memory::{CudaMemory, Owner};
+use crate::memory::CudaMemory;
 use crate::pending::{Check, CudaPending};
 use crate::registration::HostRegistration;
 use crate::BACKEND;
@@ -30,7 +30,7 @@ struct Shared {
     down: Arc<CudaStream>,
     name: String,
     memory: usize,
-    owner: Arc<Owner>,
+    owner: OwnerToken,
 }
 
 impl CudaDevice {
@@ -78,7 +78,7 @@ impl CudaDevice {
                 down,
                 name,
                 memory,
-                owner: Arc::default(),
+                owner: OwnerToken::new(),
             }),
         })
     }

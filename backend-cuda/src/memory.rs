@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use cudarc::driver::{result, sys, CudaContext, CudaStream, DriverError};
-use swap_api::{Error, Result};
+use swap_api::{Error, OwnerToken, Result};
 
 use crate::driver::{describe, failed};
 use crate::BACKEND;
@@ -19,19 +19,15 @@ pub struct CudaMemory {
     /// The stream it was allocated on and is freed on.
     stream: Arc<CudaStream>,
     pooled: bool,
-    owner: Arc<Owner>,
+    owner: OwnerToken,
 }
-
-/// Identifies the [`crate::CudaDevice`] (and its clones) that allocated memory.
-#[derive(Debug, Default)]
-pub(crate) struct Owner;
 
 impl CudaMemory {
     /// Allocates `len` bytes on `stream`. With `pooled`, through the
     /// device's memory pool (`cuMemAllocAsync`); `other` then waits for the
     /// allocation, so that both transfer streams may use it at once.
     pub(crate) fn allocate(
-        owner: &Arc<Owner>,
+        owner: &OwnerToken,
         stream: &Arc<CudaStream>,
         other: &CudaStream,
         pooled: bool,
@@ -65,7 +61,7 @@ impl CudaMemory {
             len,
             stream: Arc::clone(stream),
             pooled,
-            owner: Arc::clone(owner),
+            owner: owner.clone(),
         })
     }
 
@@ -85,8 +81,8 @@ impl CudaMemory {
         self.len == 0
     }
 
-    pub(crate) fn belongs_to(&self, owner: &Arc<Owner>) -> bool {
-        Arc::ptr_eq(&self.owner, owner)
+    pub(crate) fn belongs_to(&self, owner: &OwnerToken) -> bool {
+        self.owner.same(owner)
     }
 }
 

@@ -4,9 +4,9 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use swap_api::sys::page_size;
-use swap_api::{Capabilities, Device, DeviceInfo, Direction, Result};
+use swap_api::{Capabilities, Device, DeviceInfo, Direction, OwnerToken, Result};
 
-use crate::memory::{Owner, WgpuMemory};
+use crate::memory::WgpuMemory;
 use swap_api::sync::{Latch, LatchPending};
 
 use crate::window::ALIGN;
@@ -31,7 +31,7 @@ struct Shared {
     adapter: wgpu::AdapterInfo,
     max_allocation: usize,
     usage: wgpu::BufferUsages,
-    owner: Arc<Owner>,
+    owner: OwnerToken,
     transfers: Transfers,
 }
 
@@ -76,7 +76,7 @@ impl WgpuDevice {
                 adapter,
                 max_allocation,
                 usage,
-                owner: Arc::default(),
+                owner: OwnerToken::new(),
                 transfers,
             }),
         })

@@ -1,8 +1,6 @@
 //! Device memory of the wgpu backend: one `wgpu::Buffer` per allocation.
 
-use std::sync::Arc;
-
-use swap_api::{Error, Result};
+use swap_api::{Error, OwnerToken, Result};
 
 use crate::scope::captured;
 use crate::window::align_up;
@@ -21,18 +19,13 @@ use crate::BACKEND;
 pub struct WgpuMemory {
     buffer: wgpu::Buffer,
     len: usize,
-    owner: Arc<Owner>,
+    owner: OwnerToken,
 }
-
-/// Identifies the [`crate::WgpuDevice`] (and its clones) that allocated
-/// memory. wgpu's own handles cannot: their ids repeat across instances.
-#[derive(Debug, Default)]
-pub(crate) struct Owner;
 
 impl WgpuMemory {
     /// Allocates `len` bytes; `max` is the largest allocation the device allows.
     pub(crate) fn allocate(
-        owner: &Arc<Owner>,
+        owner: &OwnerToken,
         device: &wgpu::Device,
         len: usize,
         max: usize,
@@ -58,7 +51,7 @@ impl WgpuMemory {
             None => Ok(Self {
                 buffer,
                 len,
-                owner: Arc::clone(owner),
+                owner: owner.clone(),
             }),
             Some(wgpu::Error::OutOfMemory { .. }) => Err(Error::OutOfMemory {
                 backend: BACKEND,
@@ -89,7 +82,7 @@ impl WgpuMemory {
         self.len == 0
     }
 
-    pub(crate) fn belongs_to(&self, owner: &Arc<Owner>) -> bool {
-        Arc::ptr_eq(&self.owner, owner)
+    pub(crate) fn belongs_to(&self, owner: &OwnerToken) -> bool {
+        self.owner.same(owner)
     }
 }

@@ -156,12 +156,12 @@ pub enum Error {
         reason: String,
     },
 
-    /// An operation of a backend or of an I/O engine, other than a transfer,
-    /// failed.
+    /// An operation of a backend, an I/O engine, the pinned pool or a
+    /// swapper's worker, other than a transfer or a file request, failed.
     #[error("{component}: {op} failed: {reason}")]
     Device {
-        /// What failed: a backend (`"cpu"`, `"cuda"`, ...) or an engine
-        /// (`"uring"`, `"threads"`).
+        /// What failed: a backend (`"cpu"`, `"cuda"`, ...), an engine
+        /// (`"uring"`, `"threads"`), `"pool"` or `"swapper"`.
         component: &'static str,
         /// The operation (`"allocate"`, `"register host memory"`, ...).
         op: &'static str,

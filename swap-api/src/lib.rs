@@ -50,8 +50,8 @@
 //! 3. **Storage**: [`storage`] (folders, files, engines, tickets). It uses
 //!    the layers below; it knows no device.
 //! 4. **Devices**: `device` (the [`Device`] trait), `device_buffer`
-//!    ([`DeviceBuffer`]), `ext` ([`DeviceExt`]), `transfer` ([`Transfer`]),
-//!    `faulty` ([`FaultyDevice`]). They use the layers below; storage only
+//!    ([`DeviceBuffer`]), `owner` ([`OwnerToken`]), `ext` ([`DeviceExt`]),
+//!    `transfer` ([`Transfer`]), `faulty` ([`FaultyDevice`]). They use the layers below; storage only
 //!    for direct storage's [`SwapFile`].
 //! 5. **Pools**: [`pool`] ([`PinnedPool`]). It uses devices (to register
 //!    its arena) and storage (to offer it to an engine).
@@ -72,6 +72,7 @@ mod error;
 mod ext;
 mod fault;
 mod faulty;
+mod owner;
 mod pending;
 mod pinning;
 pub mod pool;
@@ -91,6 +92,7 @@ pub use error::{check_range, Direction, Error, IoOp, Result};
 pub use ext::DeviceExt;
 pub use fault::FaultStage;
 pub use faulty::{FaultyDevice, FaultyDevicePending};
+pub use owner::OwnerToken;
 pub use pending::PendingOp;
 pub use pinning::Pinning;
 pub use pool::{PinnedPool, PinnedPoolBuilder, PoolStats, Slab, SlabPart};

@@ -548,7 +548,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{IoEngineExt, SwapDir};
+    use crate::{IoEngineExt, SwapDir, SwapFile};
 
     /// Longer than any healthy request here takes; a worker that never gives
     /// up makes the wait run into it.
@@ -580,6 +580,16 @@ mod tests {
         }
     }
 
+    /// A swap file in a temporary folder (removed with the folder).
+    fn scratch_file() -> (tempfile::TempDir, SwapFile) {
+        let parent = tempfile::tempdir().unwrap();
+        let file = SwapDir::create(parent.path())
+            .unwrap()
+            .create_file()
+            .unwrap();
+        (parent, file)
+    }
+
     /// The engine under test, not dropped if the test fails: a worker that
     /// never gives up would hang the join in its drop.
     fn engine(config: &AioConfig, make_enter: impl Fn() -> Enter) -> ManuallyDrop<UringEngine> {
@@ -595,11 +605,7 @@ mod tests {
 
     #[test]
     fn a_worker_that_cannot_enter_the_kernel_fails_its_requests_and_the_engine() {
-        let parent = tempfile::tempdir().unwrap();
-        let file = SwapDir::create(parent.path())
-            .unwrap()
-            .create_file()
-            .unwrap();
+        let (_parent, file) = scratch_file();
         let config = AioConfig::default().with_block_size(4096);
         let engine = engine(&config, failing_after(0));
 
@@ -618,11 +624,7 @@ mod tests {
 
     #[test]
     fn pieces_the_kernel_took_finish_before_the_broken_worker_fails_the_rest() {
-        let parent = tempfile::tempdir().unwrap();
-        let file = SwapDir::create(parent.path())
-            .unwrap()
-            .create_file()
-            .unwrap();
+        let (_parent, file) = scratch_file();
         let config = AioConfig::default()
             .with_block_size(4096)
             .with_queue_depth(2);
@@ -643,11 +645,7 @@ mod tests {
 
     #[test]
     fn transient_enter_errors_are_retried_without_giving_up() {
-        let parent = tempfile::tempdir().unwrap();
-        let file = SwapDir::create(parent.path())
-            .unwrap()
-            .create_file()
-            .unwrap();
+        let (_parent, file) = scratch_file();
         let make = || -> Enter {
             let calls = AtomicU32::new(0);
             Box::new(move |ring: &mut IoUring, want| {
