@@ -2,7 +2,8 @@
 //! pieces in flight on each, registered buffers for pinned pools.
 //!
 //! A worker whose `io_uring_enter` keeps failing gives up after
-//! [`MAX_ENTER_FAILURES`] tries in a row: every piece it holds fails with
+//! [`MAX_ENTER_FAILURES`] failures in a row ([`MAX_BUSY_RETRIES`] for
+//! EAGAIN/EBUSY, which usually clear): every piece it holds fails with
 //! [`Error::Broken`] (a piece the kernel already took is failed when the
 //! kernel hands it back, never earlier, so its memory is never given back
 //! while the kernel may still use it), and the engine refuses later
@@ -31,6 +32,11 @@ const MAX_FIXED: usize = 1 << 30;
 const MAX_ENTER_FAILURES: u32 = 5;
 /// Pause between two tries of a failed `io_uring_enter`.
 const ENTER_RETRY: Duration = Duration::from_millis(10);
+/// EAGAIN/EBUSY answers in a row after which a worker gives up: the kernel
+/// stayed short of resources (or the completion queue full) for a second.
+const MAX_BUSY_RETRIES: u32 = 1000;
+/// Pause after EAGAIN/EBUSY, before reaping and trying again.
+const BUSY_RETRY: Duration = Duration::from_millis(1);
 /// How often a broken worker looks for the pieces the kernel still holds.
 const DRAIN_POLL: Duration = Duration::from_millis(1);
 
@@ -52,9 +58,10 @@ fn enter() -> Enter {
 /// A pinned pool offered through [`IoEngine::register_region`] is registered
 /// as fixed buffers, and pieces inside it use `READ_FIXED`/`WRITE_FIXED`.
 ///
-/// A worker that cannot enter the kernel (five failures
-/// of `io_uring_enter` in a row) fails what it holds with [`Error::Broken`];
-/// the engine is then broken, and every later request fails at submission.
+/// A worker that cannot enter the kernel (five failures of `io_uring_enter`
+/// in a row, or a second of EAGAIN/EBUSY) fails what it holds with
+/// [`Error::Broken`]; the engine is then broken, and every later request
+/// fails at submission.
 #[derive(Debug)]
 pub struct UringEngine {
     config: AioConfig,
@@ -278,20 +285,42 @@ struct Worker {
     overlap: bool,
 }
 
-/// EINTR, EAGAIN and EBUSY: `io_uring_enter` is to be called again (EBUSY
-/// and EAGAIN clear once completions are reaped).
-fn transient(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-    )
+/// Failed `io_uring_enter` calls in a row, by kind; any success resets them.
+#[derive(Debug, Default)]
+struct Failures {
+    /// Errors that do not clear by themselves (EFAULT, ENOMEM, EIO, ...).
+    hard: u32,
+    /// EAGAIN (the kernel is short of resources) and EBUSY (completions to
+    /// reap first): they clear once completions are reaped.
+    busy: u32,
+}
+
+impl Failures {
+    /// Counts `err` and pauses before the next try; `Some(count)` once the
+    /// worker should give up. EINTR is retried at once and not counted.
+    fn record(&mut self, err: &io::Error) -> Option<u32> {
+        let (count, limit, pause) = match err.raw_os_error() {
+            Some(libc::EINTR) => return None,
+            Some(libc::EAGAIN | libc::EBUSY) => (&mut self.busy, MAX_BUSY_RETRIES, BUSY_RETRY),
+            _ => (&mut self.hard, MAX_ENTER_FAILURES, ENTER_RETRY),
+        };
+        *count += 1;
+        if *count >= limit {
+            return Some(*count);
+        }
+        if limit == MAX_ENTER_FAILURES {
+            tracing::warn!(%err, failures = *count, "io_uring_enter failed; retrying");
+        }
+        std::thread::sleep(pause);
+        None
+    }
 }
 
 impl Worker {
     fn run(mut self, rx: &Receiver<Msg>) {
         let mut wake_armed = false;
         let mut closing = false;
-        let mut failures = 0;
+        let mut failures = Failures::default();
         loop {
             if !closing {
                 closing = self.intake(rx);
@@ -308,15 +337,11 @@ impl Worker {
                 entered = (self.enter)(&mut self.ring, 1).map(drop);
             }
             match entered {
-                Ok(()) => failures = 0,
-                Err(err) if transient(&err) => {}
+                Ok(()) => failures = Failures::default(),
                 Err(err) => {
-                    failures += 1;
-                    if failures >= MAX_ENTER_FAILURES {
-                        return self.give_up(&err, rx);
+                    if let Some(count) = failures.record(&err) {
+                        return self.give_up(count, &err, rx);
                     }
-                    tracing::warn!(%err, failures, "io_uring_enter failed; retrying");
-                    std::thread::sleep(ENTER_RETRY);
                 }
             }
             wake_armed &= !self.reap(None);
@@ -341,8 +366,8 @@ impl Worker {
     /// broken and every piece fails with [`Error::Broken`]. Pieces the
     /// kernel already took fail as it hands them back (their memory is the
     /// kernel's until then); the others, and everything queued later, at once.
-    fn give_up(mut self, err: &io::Error, rx: &Receiver<Msg>) {
-        let reason = format!("io_uring_enter failed {MAX_ENTER_FAILURES} times in a row ({err})");
+    fn give_up(mut self, count: u32, err: &io::Error, rx: &Receiver<Msg>) {
+        let reason = format!("io_uring_enter failed {count} times in a row ({err})");
         tracing::error!(%reason, "an io_uring worker gives up");
         // Another worker of the engine may have given up first: its reason stands.
         let reason = self.broken.0.get_or_init(|| reason).clone();
@@ -643,27 +668,58 @@ mod tests {
         drop(ManuallyDrop::into_inner(engine));
     }
 
-    #[test]
-    fn transient_enter_errors_are_retried_without_giving_up() {
-        let (_parent, file) = scratch_file();
-        let make = || -> Enter {
+    /// An `io_uring_enter` whose every other call fails with `errno`.
+    fn every_other_call_fails(errno: i32) -> impl Fn() -> Enter {
+        move || {
             let calls = AtomicU32::new(0);
             Box::new(move |ring: &mut IoUring, want| {
-                // Every other call is interrupted, far more than the limit.
                 if calls.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
-                    Err(io::Error::from_raw_os_error(libc::EINTR))
+                    Err(io::Error::from_raw_os_error(errno))
                 } else {
                     ring.submit_and_wait(want)
                 }
             })
+        }
+    }
+
+    /// EINTR, EAGAIN and EBUSY between successes (far more of them than the
+    /// hard-failure limit) are retried: every byte goes out and comes back.
+    #[test]
+    fn transient_enter_errors_are_retried_without_giving_up() {
+        let (_parent, file) = scratch_file();
+        for errno in [libc::EINTR, libc::EAGAIN, libc::EBUSY] {
+            let config = AioConfig::default().with_block_size(4096);
+            let engine = engine(&config, every_other_call_fails(errno));
+            let data: Vec<u8> = (0..100_000u32).map(|i| (i ^ errno as u32) as u8).collect();
+            let written = engine.write(&file, 0, data.clone()).unwrap();
+            bounded(move || written.wait()).unwrap();
+            let read = engine.read(&file, 0, vec![0u8; data.len()]).unwrap();
+            let back = bounded(move || read.wait()).unwrap();
+            assert_eq!(back.buf, data, "errno {errno}");
+            drop(ManuallyDrop::into_inner(engine));
+        }
+    }
+
+    /// EAGAIN that never clears ends like a hard failure, after a second
+    /// of retries instead of five tries.
+    #[test]
+    fn an_engine_that_stays_busy_gives_up() {
+        let (_parent, file) = scratch_file();
+        let make = || -> Enter {
+            Box::new(|_: &mut IoUring, _| Err(io::Error::from_raw_os_error(libc::EAGAIN)))
         };
         let engine = engine(&AioConfig::default().with_block_size(4096), make);
-        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-        let written = engine.write(&file, 0, data.clone()).unwrap();
-        bounded(move || written.wait()).unwrap();
-        let read = engine.read(&file, 0, vec![0u8; data.len()]).unwrap();
-        let back = bounded(move || read.wait()).unwrap();
-        assert_eq!(back.buf, data);
+        let ticket = engine.write(&file, 0, vec![1u8; 8192]).unwrap();
+        let failed = bounded(move || ticket.wait()).unwrap_err();
+        assert_broken(&failed.error);
+        assert!(
+            failed
+                .error
+                .to_string()
+                .contains(&format!("{MAX_BUSY_RETRIES} times")),
+            "{}",
+            failed.error
+        );
         drop(ManuallyDrop::into_inner(engine));
     }
 }
