@@ -3,12 +3,12 @@
 //! semantics either way.
 
 use swap_api::swapper::{DataPath, TensorState};
-use swap_api::{Device, DirOptions, Error, FaultStage};
+use swap_api::{Device, DirOptions, FaultStage};
 
-use super::faults::{expect_state, swap_error};
+use super::faults::transfer_faults;
 use super::roundtrip::roundtrip_all;
 use super::{rig_with, Rig, SLAB};
-use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
+use crate::{check, CaseError, Ctx, Outcome};
 
 /// Checks the path a `use_gds` swapper took against what the device claims.
 fn check_path<D: Device>(rig: &Rig<D>) -> Result<(), CaseError> {
@@ -58,33 +58,10 @@ pub fn gds_path<D: Device>(ctx: &Ctx<D>) -> Outcome {
 /// completion) leaves the tensor where it was, readable, and both
 /// directions retry cleanly.
 pub fn gds_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
-    const LEN: usize = 2 * SLAB + 300;
     for stage in [FaultStage::Submit, FaultStage::Complete] {
         let rig = rig_with(ctx, 2, DirOptions::default(), true)?;
-        let s = &rig.swapper;
-        rig.put(1, &pattern(1, LEN))?;
-        s.device().fail_transfer(1, stage);
-        let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out with a failing transfer")?;
-        check!(
-            matches!(source.core(), Some(Error::Transfer { .. })),
-            "the failed swap-out surfaced as {source}"
-        );
-        expect_state(&rig, TensorState::Resident, "after the failed swap-out")?;
-        expect_bytes(
-            "bytes after the failed swap-out",
-            &rig.bytes(1)?,
-            &pattern(1, LEN),
-        )?;
-        s.swap_out(&[1])?.wait()?;
-        s.device().fail_transfer(1, stage);
-        swap_error(s.swap_in(&[1])?.wait(), "swap_in with a failing transfer")?;
-        expect_state(&rig, TensorState::Stored, "after the failed swap-in")?;
-        s.swap_in(&[1])?.wait()?;
-        expect_bytes(
-            "bytes after the retried swap-in",
-            &rig.bytes(1)?,
-            &pattern(1, LEN),
-        )?;
+        // One direct operation per tensor: the first from then fails.
+        transfer_faults(&rig, stage, (1, 1), 2 * SLAB + 300)?;
         ctx.checked(2);
         rig.finish()?;
     }

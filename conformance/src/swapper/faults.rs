@@ -12,7 +12,7 @@ use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
 const LEN: usize = 2 * SLAB + 300;
 
 /// The `Swap` error of a ticket or `get`, with its source.
-pub(super) fn swap_error(
+fn swap_error(
     result: Result<(), SwapError>,
     what: &str,
 ) -> Result<std::sync::Arc<SwapError>, CaseError> {
@@ -24,7 +24,7 @@ pub(super) fn swap_error(
     }
 }
 
-pub(super) fn expect_state<D: Device>(rig: &Rig<D>, state: TensorState, what: &str) -> Outcome {
+fn expect_state<D: Device>(rig: &Rig<D>, state: TensorState, what: &str) -> Outcome {
     let status = rig.swapper.status(1)?;
     check!(
         status.state == state,
@@ -43,38 +43,52 @@ pub(super) fn expect_state<D: Device>(rig: &Rig<D>, state: TensorState, what: &s
 pub fn device_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
     for stage in [FaultStage::Submit, FaultStage::Complete] {
         let rig = rig(ctx, 2, DirOptions::default())?;
-        let s = &rig.swapper;
-        rig.put(1, &pattern(1, LEN))?;
-        s.device().fail_transfer(2, stage); // the second chunk's download
-        let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out with a failing download")?;
-        check!(
-            matches!(source.core(), Some(Error::Transfer { .. })),
-            "download fault surfaced as {source}"
-        );
-        expect_state(&rig, TensorState::Resident, "after the failed swap-out")?;
-        expect_bytes(
-            "resident bytes after the failed swap-out",
-            &rig.bytes(1)?,
-            &pattern(1, LEN),
-        )?;
-        s.swap_out(&[1])?.wait()?;
-        s.device().fail_transfer(3, stage); // the third chunk's upload
-        let source = swap_error(s.swap_in(&[1])?.wait(), "swap_in with a failing upload")?;
-        check!(
-            matches!(source.core(), Some(Error::Transfer { .. })),
-            "upload fault surfaced as {source}"
-        );
-        expect_state(&rig, TensorState::Stored, "after the failed swap-in")?;
-        s.swap_in(&[1])?.wait()?;
-        expect_bytes(
-            "bytes after the retried swap-in",
-            &rig.bytes(1)?,
-            &pattern(1, LEN),
-        )?;
+        // The second chunk's download, then the third chunk's upload.
+        transfer_faults(&rig, stage, (2, 3), LEN)?;
         ctx.checked(2);
         rig.finish()?;
     }
     Ok(())
+}
+
+/// Tensor 1 of `len` bytes is put, then swapped out with the `nth.0`-th
+/// transfer from then failing at `stage`, and in with the `nth.1`-th
+/// failing: each failure is a `Transfer` error that leaves the tensor where
+/// it was, readable, and each direction then retries cleanly.
+pub(super) fn transfer_faults<D: Device>(
+    rig: &Rig<D>,
+    stage: FaultStage,
+    nth: (u64, u64),
+    len: usize,
+) -> Outcome {
+    let s = &rig.swapper;
+    rig.put(1, &pattern(1, len))?;
+    s.device().fail_transfer(nth.0, stage);
+    let source = swap_error(s.swap_out(&[1])?.wait(), "swap_out with a failing transfer")?;
+    check!(
+        matches!(source.core(), Some(Error::Transfer { .. })),
+        "the failed swap-out surfaced as {source}"
+    );
+    expect_state(rig, TensorState::Resident, "after the failed swap-out")?;
+    expect_bytes(
+        "resident bytes after the failed swap-out",
+        &rig.bytes(1)?,
+        &pattern(1, len),
+    )?;
+    s.swap_out(&[1])?.wait()?;
+    s.device().fail_transfer(nth.1, stage);
+    let source = swap_error(s.swap_in(&[1])?.wait(), "swap_in with a failing transfer")?;
+    check!(
+        matches!(source.core(), Some(Error::Transfer { .. })),
+        "the failed swap-in surfaced as {source}"
+    );
+    expect_state(rig, TensorState::Stored, "after the failed swap-in")?;
+    s.swap_in(&[1])?.wait()?;
+    expect_bytes(
+        "bytes after the retried swap-in",
+        &rig.bytes(1)?,
+        &pattern(1, len),
+    )
 }
 
 /// ENOSPC on a write keeps the tensor resident and names the file and
