@@ -111,7 +111,7 @@ struct FileArgs {
 }
 
 /// Options that only some parts take, by argument id, with those parts;
-/// `--backend`, `--json`, `--only` and `--all` apply to every run.
+/// `--json`, `--only` and `--all` apply to every run.
 const PART_OPTIONS: &[(&str, &[Part])] = &[
     ("backend", &[Part::Swap, Part::Device]),
     ("tensors", &[Part::Swap]),
