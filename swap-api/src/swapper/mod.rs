@@ -13,6 +13,17 @@
 //!   ([`OffloadOptimizerConfig`]).
 //! - [`GradientSwapper`]: gradients appended to pinned slabs and written
 //!   behind, read back (and summed) at step time.
+//! - [`SwapError`]: what the swappers refuse or report, over the core's
+//!   [`Error`](crate::Error); [`AioSection`]: DeepSpeed's whole `"aio"`
+//!   section, `use_gds` included ([`Swapper::with_direct_storage`]).
+//!
+//! Inside, `swapper` (the [`Swapper`] API) and `worker` (its thread) sit on
+//! `table` (per-tensor state), `plan` (cutting tensors into slab-sized
+//! chunks), `stream` (the slab pipelines to and from a file), `direct`
+//! (the direct-storage path) and `store`; `param` builds on `swapper`;
+//! `optimizer` and `gradient` use `store` and its extents, not the tensor
+//! swapper; `into` (`swap_into`) and `baseline` reuse `plan`
+//! and `stream` without device copies.
 
 mod baseline;
 mod direct;
