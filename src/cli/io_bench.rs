@@ -121,9 +121,10 @@ impl IoRun {
         let registered = pool.register_with(&engine);
         let stamp = stamp_pattern(io_size);
         let slabs: Vec<_> = (0..window).map(|_| pool.lease()).collect();
+        // A slab may be longer than one request (padded to the alignment).
         for mut slab in slabs {
-            let len = slab.len();
-            slab.copy_from_slice(&stamp[..len]);
+            let len = slab.len().min(stamp.len());
+            slab[..len].copy_from_slice(&stamp[..len]);
         }
         Ok(Self {
             dir,
