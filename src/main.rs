@@ -47,6 +47,9 @@ fn main() -> ExitCode {
     // The matches also tell the bench which options were typed.
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
+    if let Err(err) = cli::interrupt::install() {
+        tracing::warn!(%err, "no handlers for SIGINT/SIGTERM/SIGHUP: a signal ends the run without removing its swap folder (the next run removes it)");
+    }
     let mut out = std::io::stdout().lock();
     let outcome = match args.command {
         Command::Info(info) => cli::info::run(&info, &mut out),
@@ -61,6 +64,10 @@ fn main() -> ExitCode {
         // The reader went away (`tensorswap info | head`): nothing left to say.
         Err(error) if cli::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
+            if let Some(interrupted) = error.downcast_ref::<cli::interrupt::Interrupted>() {
+                eprintln!("tensorswap: {interrupted}");
+                return ExitCode::from(interrupted.exit_code());
+            }
             eprintln!("tensorswap: {error:#}");
             ExitCode::FAILURE
         }

@@ -157,6 +157,21 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
         .or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))
 }
 
+/// A second descriptor on `file` (a duplicate of its buffered one), for
+/// reading or corrupting its bytes behind the engine's back: swap files have
+/// no names to open.
+pub fn raw_file(file: &swap_api::SwapFile) -> Result<std::fs::File, CaseError> {
+    file.descriptor(false)
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .map_err(|e| {
+            CaseError(format!(
+                "duplicating the descriptor of {}: {e}",
+                file.path().display()
+            ))
+        })
+}
+
 /// Fails with the first differing offset unless `got == want`.
 pub fn expect_bytes(what: &str, got: &[u8], want: &[u8]) -> Outcome {
     match first_difference(got, want) {

@@ -35,7 +35,7 @@ pub mod cases;
 pub mod engine;
 pub mod swapper;
 
-pub use ctx::{expect_bytes, first_difference, pattern, CaseError, Ctx, Outcome};
+pub use ctx::{expect_bytes, first_difference, pattern, raw_file, CaseError, Ctx, Outcome};
 pub use require::{parse_required, required_backends, KNOWN_BACKENDS, REQUIRE_VAR};
 pub use runner::{run, run_suite};
 

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tensorswap::{AnyDevice, Device, DeviceExt};
 
-use super::size;
+use super::{interrupt, size};
 
 /// Options of the device part.
 #[derive(Debug, Args)]
@@ -185,6 +185,7 @@ fn measure<D: Device>(dev: &D, bytes: usize, reps: usize) -> anyhow::Result<[f64
     let mut times: [Vec<Duration>; 3] = Default::default();
     // Round 0 warms up (first touch of device memory, thread wake-up) and is not recorded.
     for round in 0..=reps {
+        interrupt::check()?;
         let t = Instant::now();
         let done = dev.upload(src, mem, 0)?.wait()?;
         let up = t.elapsed();

@@ -14,7 +14,7 @@ use tensorswap::{
 };
 
 use super::cpu::CpuClock;
-use super::size;
+use super::{interrupt, size};
 
 /// Where and how much file I/O to measure (shared by `bench` and `tune`).
 #[derive(Debug, Clone, Args)]
@@ -210,6 +210,7 @@ impl IoRun {
         let cpu = CpuClock::start();
         let start = Instant::now();
         for i in 0..requests {
+            interrupt::check()?;
             if in_flight.len() == self.window {
                 let (ticket, len): (tensorswap::IoTicket<_, _>, usize) =
                     in_flight.pop_front().context("window empty")?;
@@ -244,6 +245,7 @@ impl IoRun {
     /// Reads every request back and checks its stamp and pattern.
     fn verify(&self, file: &tensorswap::SwapFile) -> anyhow::Result<()> {
         for i in 0..self.size.div_ceil(self.io_size) {
+            interrupt::check()?;
             let offset = i * self.io_size;
             let len = self.io_size.min(self.size - offset);
             let mut slab = self.pool.lease();

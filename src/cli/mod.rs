@@ -4,6 +4,7 @@ pub(crate) mod bench;
 mod cpu;
 mod device_bench;
 pub(crate) mod info;
+pub(crate) mod interrupt;
 mod io_bench;
 pub(crate) mod size;
 mod swap_bench;

@@ -14,7 +14,7 @@ use tensorswap::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
 use tensorswap::{AioConfig, AnyDevice, Device, DeviceExt, DirOptions, IoEngine, IoOp, SwapFile};
 
 use super::io_bench::{direct_policy, IoTarget};
-use super::size;
+use super::{interrupt, size};
 
 /// Options of the swap workload.
 #[derive(Debug, Args)]
@@ -134,6 +134,7 @@ impl Workload {
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         for (&id, &len) in ids.iter().zip(&sizes) {
+            interrupt::check()?;
             let dev = swapper.device();
             let mut host = dev.alloc_host(len)?;
             stamp(&mut host, id);
@@ -214,6 +215,7 @@ impl Workload {
 
     /// Seconds to swap every tensor out (`Write`) or in (`Read`).
     fn swap(&self, op: IoOp) -> anyhow::Result<f64> {
+        interrupt::check()?;
         let start = Instant::now();
         match op {
             IoOp::Write => self.swapper.swap_out(&self.ids)?.wait()?,
@@ -224,6 +226,7 @@ impl Workload {
 
     /// Seconds for the engine alone to make the same file requests.
     fn engine(&self, op: IoOp) -> anyhow::Result<f64> {
+        interrupt::check()?;
         let start = Instant::now();
         self.swapper.file_io_only(&self.ids, op, &self.baseline)?;
         Ok(start.elapsed().as_secs_f64())
@@ -232,6 +235,7 @@ impl Workload {
     /// Every byte of every tensor, after the last swap-in.
     fn verify(&self) -> anyhow::Result<()> {
         for (&id, &len) in self.ids.iter().zip(&self.sizes) {
+            interrupt::check()?;
             let got = self.swapper.swap_into(id, vec![0u8; len])?;
             let mut want = vec![0u8; len];
             stamp(&mut want, id);

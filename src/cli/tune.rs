@@ -11,7 +11,7 @@ use serde::Serialize;
 use tensorswap::AioConfig;
 
 use super::io_bench::{IoRun, IoTarget};
-use super::size;
+use super::{interrupt, size};
 
 /// Options of `tensorswap tune`.
 #[derive(Debug, Args)]
@@ -64,6 +64,7 @@ pub(crate) fn run(args: &TuneArgs, out: &mut impl Write) -> anyhow::Result<()> {
     );
     let mut best: Option<(f64, AioConfig)> = None;
     for config in configs {
+        interrupt::check()?;
         let trial = measure(args, &config)?;
         progress.suspend(|| print_trial(&trial, args.json, out))?;
         progress.inc(1);

@@ -101,7 +101,7 @@ pub use rejected::Rejected;
 pub use storage::UringEngine;
 pub use storage::{
     wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine, IoDone,
-    IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, SwapDir, SwapFile,
+    IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, StaleSweep, SwapDir, SwapFile,
     ThreadEngine,
 };
 pub use tensor::{padded_len, HostTensor};

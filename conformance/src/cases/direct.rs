@@ -10,7 +10,7 @@ use tempfile::TempDir;
 
 use super::io::{filled, get};
 use crate::engine::scratch_parent;
-use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
+use crate::{check, expect_bytes, pattern, raw_file, CaseError, Ctx, Outcome};
 
 /// A scratch swap file and what keeps it alive.
 struct Scratch {
@@ -84,8 +84,7 @@ pub fn direct_roundtrip<D: Device>(ctx: &Ctx<D>) -> Outcome {
         return Ok(());
     };
     let file = &scratch.file;
-    let disk = std::fs::File::open(file.path())
-        .map_err(|e| CaseError(format!("opening {}: {e}", file.path().display())))?;
+    let disk = raw_file(file)?;
     let strategy = (1usize..300_000, 0usize..5_000, 0u64..70_000, any::<u64>());
     ctx.proptest(strategy, |(len, mem_offset, file_offset, seed)| {
         let size = mem_offset + len + 1_000;

@@ -5,7 +5,7 @@ use std::os::unix::fs::FileExt;
 use swap_api::{DirOptions, Error, IoEngine, IoEngineExt, IoOp};
 
 use super::scratch::{both_policies, scratch};
-use crate::{check, pattern, CaseError, Ctx, Outcome};
+use crate::{check, pattern, raw_file, CaseError, Ctx, Outcome};
 
 /// Reading past the end of a file is `ShortIo` with the count that was read.
 pub fn read_past_end<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
@@ -40,14 +40,24 @@ pub fn read_past_end<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     Ok(())
 }
 
-/// Opening a file that is gone is `Error::File` with `ENOENT`.
+/// Opening a file that is gone is `Error::File` with `ENOENT`: one removed
+/// from a kept folder, or any file of a folder that is not kept (they have
+/// no names once open).
 pub fn missing_file<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     let _engine = ctx.engine()?;
-    let s = scratch(Default::default())?;
-    let file = s.dir.create_file()?;
-    let id = file.id();
-    std::fs::remove_file(file.path()).map_err(|e| CaseError(format!("remove: {e}")))?;
-    match s.dir.open_file(id) {
+    for keep in [true, false] {
+        let s = scratch(DirOptions::default().keep(keep))?;
+        let file = s.dir.create_file()?;
+        if keep {
+            std::fs::remove_file(file.path()).map_err(|e| CaseError(format!("remove: {e}")))?;
+        }
+        expect_missing(&s.dir, file.id())?;
+    }
+    Ok(())
+}
+
+fn expect_missing(dir: &swap_api::SwapDir, id: u64) -> Outcome {
+    match dir.open_file(id) {
         Err(Error::File { cause: source, .. }) if source.raw_os_error() == Some(libc_enoent()) => {
             Ok(())
         }
@@ -74,11 +84,7 @@ pub fn checksum_mismatch<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
         // Intact: verifies.
         engine.read(&file, offset, vec![0u8; len])?.wait()?;
         // Flip one byte behind the engine's back.
-        let raw = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(file.path())
-            .map_err(|e| CaseError(format!("open {}: {e}", file.path().display())))?;
+        let raw = raw_file(&file)?;
         let at = offset + 77_777;
         let mut byte = [0u8];
         raw.read_exact_at(&mut byte, at)

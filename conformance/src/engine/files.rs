@@ -21,7 +21,9 @@ pub fn symlink_not_followed<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     let s = scratch(Default::default())?;
     let first = s.dir.create_file()?;
     check!(mode(s.dir.path())? == 0o700, "swap folder mode is not 0700");
-    check!(mode(first.path())? == 0o600, "swap file mode is not 0600");
+    let kept = scratch(DirOptions::default().keep(true))?;
+    let named = kept.dir.create_file()?;
+    check!(mode(named.path())? == 0o600, "swap file mode is not 0600");
 
     let victim = s.parent.path().join("victim");
     std::fs::write(&victim, b"precious").map_err(|e| CaseError(e.to_string()))?;
@@ -68,7 +70,8 @@ pub fn replace_truncates_stale_tail<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     Ok(())
 }
 
-/// Files and folder disappear when the handles drop, and stay when kept.
+/// Files have no names while open and the folder disappears when the
+/// handles drop; a kept folder and its named files stay.
 pub fn files_removed_unless_kept<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     let engine = ctx.engine()?;
     for keep in [false, true] {
@@ -76,6 +79,11 @@ pub fn files_removed_unless_kept<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
         let file = s.dir.create_file()?;
         engine.write(&file, 0, pattern(1, 4096))?.wait()?;
         let (dir_path, file_path) = (s.dir.path().to_path_buf(), file.path().to_path_buf());
+        check!(
+            file_path.exists() == keep,
+            "an open file has a name = {} with keep = {keep}",
+            file_path.exists()
+        );
         drop(file);
         check!(
             file_path.exists() == keep,

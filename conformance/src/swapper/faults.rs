@@ -7,7 +7,7 @@ use swap_api::swapper::{SwapError, TensorState};
 use swap_api::{Device, DirOptions, Error, FaultStage, IoOp};
 
 use super::{rig, Rig, SLAB};
-use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
+use crate::{check, expect_bytes, pattern, raw_file, CaseError, Ctx, Outcome};
 
 const LEN: usize = 2 * SLAB + 300;
 
@@ -145,10 +145,7 @@ pub fn checksum_mismatch<D: Device>(ctx: &Ctx<D>) -> Outcome {
     let range = s
         .stored_range(1)?
         .ok_or_else(|| CaseError("no file range for a stored tensor".into()))?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(s.store().path())
-        .map_err(|e| CaseError(format!("opening the store file: {e}")))?;
+    let file = raw_file(s.store().file())?;
     file.write_at(b"corrupt", range.start + SLAB as u64 + 10)
         .map_err(|e| CaseError(format!("corrupting the store file: {e}")))?;
     let source = swap_error(s.swap_in(&[1])?.wait(), "swap_in of corrupted bytes")?;

@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
+use super::stale::PROBE_PREFIX;
 use crate::sys::fs::{open_at, statx_dio, unlink_at};
 use crate::{Error, Result};
 
@@ -127,7 +128,7 @@ impl DioSupport {
 fn probe_name() -> CString {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    CString::new(format!(".tensorswap-dio-probe-{}-{n}", std::process::id())).unwrap_or_default()
+    CString::new(format!("{PROBE_PREFIX}{}-{n}", std::process::id())).unwrap_or_default()
 }
 
 /// Applies `policy` to what a folder supports: `Some` when files there use

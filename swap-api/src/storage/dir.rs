@@ -5,12 +5,13 @@ use std::fs::{DirBuilder, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::dio::{self, DioSupport, DirectIo};
 use super::file::SwapFile;
-use crate::sys::fs::open_at;
+use super::stale::{self, StaleSweep, FOLDER_PREFIX, KEPT_INFIX, LOCK_NAME};
+use crate::sys::fs::{open_at, try_lock, unlink_at};
 use crate::{Error, Result};
 
 /// A private (`0700`) folder created for one user of the I/O engine, holding
@@ -20,8 +21,16 @@ use crate::{Error, Result};
 ///   `O_EXCL | O_NOFOLLOW` relative to a handle on the folder, so a planted
 ///   file or symlink makes creation fail instead of redirecting a write.
 /// - Direct I/O is decided once per folder (see [`DirectIo`]).
-/// - Files are removed when their last [`SwapFile`] handle drops, and the
-///   folder when the last handle on it drops, unless [`SwapDir::keep`] is set.
+/// - **Nothing is left behind, even by a crash.** A file is unlinked as soon
+///   as its descriptors are open, so the kernel reclaims its bytes when the
+///   last descriptor closes: on drop, or when the process dies, however it
+///   dies (`SIGKILL`, the OOM killer). The folder, which must carry a name,
+///   is removed when the last handle on it drops; a folder whose process died
+///   first is removed by the next [`SwapDir::create`] in the same parent (see
+///   [`SwapDir::remove_stale`]).
+/// - The exception is a kept folder ([`DirOptions::keep`]): it is named
+///   `tensorswap-kept-<pid>-<n>`, its files keep their names, and nothing
+///   removes them.
 ///
 /// ```
 /// use swap_api::SwapDir;
@@ -29,6 +38,7 @@ use crate::{Error, Result};
 /// let dir = SwapDir::create(parent.path())?;
 /// let file = dir.create_file()?;
 /// assert!(file.path().starts_with(dir.path()));
+/// assert!(!file.path().exists(), "open, but already without a name");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -42,7 +52,10 @@ pub(crate) struct DirInner {
     pub(crate) handle: File,
     pub(crate) dio: Option<DioSupport>,
     pub(crate) checksums: bool,
-    pub(crate) keep: AtomicBool,
+    /// Files keep their names and nothing is removed.
+    pub(crate) kept: bool,
+    /// The `flock`ed lock file that marks a folder that is not kept as in use.
+    lock: Option<File>,
     next_id: AtomicU64,
 }
 
@@ -61,7 +74,9 @@ pub struct DirOptions {
     /// Record a CRC32C per write and verify it when exactly that range is
     /// read back (default off).
     pub checksums: bool,
-    /// Leave the folder and its files on disk when dropped (default off).
+    /// Leave the folder and its files on disk, with their names, when
+    /// dropped and when the process dies (default off): for inspecting swap
+    /// files after a run. Such folders are never removed by tensorswap.
     pub keep: bool,
 }
 
@@ -92,26 +107,22 @@ impl SwapDir {
         Self::create_with(parent, DirOptions::default())
     }
 
-    /// Creates a new private folder inside `parent` with `options`.
+    /// Creates a new private folder inside `parent` with `options`, after
+    /// removing the folders there that dead processes left
+    /// ([`SwapDir::remove_stale`]).
     pub fn create_with(parent: impl AsRef<Path>, options: DirOptions) -> Result<Self> {
         let parent = parent.as_ref();
-        let path = make_private_dir(parent)?;
-        let handle = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|source| Error::File {
-                op: "open",
-                path: path.clone(),
-                cause: source,
-            })?;
+        if let Err(err) = Self::remove_stale(parent) {
+            tracing::debug!(%err, "no sweep for abandoned swap folders");
+        }
+        let (path, handle, lock) = make_private_dir(parent, options.keep)?;
         let fs_id = handle.metadata().map(|m| m.dev()).unwrap_or(0);
         let decided = DioSupport::probe_in(&handle, &path)
             .and_then(|support| dio::decide(options.direct_io, support, &path, fs_id));
         let dio = match decided {
             Ok(dio) => dio,
             Err(err) => {
-                let _ = std::fs::remove_dir(&path);
+                remove_folder(&path, &handle, lock.is_some());
                 return Err(err);
             }
         };
@@ -122,7 +133,8 @@ impl SwapDir {
                 handle,
                 dio,
                 checksums: options.checksums,
-                keep: AtomicBool::new(options.keep),
+                kept: options.keep,
+                lock,
                 next_id: AtomicU64::new(0),
             }),
         })
@@ -154,9 +166,27 @@ impl SwapDir {
             .join(DirInner::file_name(id).to_string_lossy().as_ref())
     }
 
-    /// Keeps the folder and its files on disk after the handles drop.
-    pub fn keep(&self, keep: bool) {
-        self.inner.keep.store(keep, Ordering::Relaxed);
+    /// Removes the swap folders directly inside `parent` whose processes
+    /// died without removing them, and says what it did. Called by every
+    /// [`SwapDir::create`]; public for tools that clean a drive.
+    ///
+    /// Only folders named like this type names them, owned by this user,
+    /// not in use (their lock file's `flock` can be taken) and holding
+    /// nothing but what tensorswap writes are removed. Kept folders, live
+    /// folders (of any process, in any PID namespace) and anything else are
+    /// never touched. Fails only when `parent` cannot be listed.
+    ///
+    /// ```
+    /// use swap_api::SwapDir;
+    /// let parent = tempfile::tempdir()?;
+    /// let live = SwapDir::create(parent.path())?;
+    /// let sweep = SwapDir::remove_stale(parent.path())?;
+    /// assert_eq!(sweep.removed, 0);
+    /// assert!(live.path().exists(), "a live folder is never removed");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove_stale(parent: impl AsRef<Path>) -> Result<StaleSweep> {
+        stale::remove_stale(parent.as_ref())
     }
 
     /// Creates a new, empty swap file with the next internal id.
@@ -165,8 +195,9 @@ impl SwapDir {
         SwapFile::open(self.inner.clone(), id, true)
     }
 
-    /// Opens the existing swap file with id `id` (one this folder created
-    /// earlier). A missing file is [`Error::File`] with `ENOENT`.
+    /// Opens the existing swap file with id `id` of a kept folder (files
+    /// elsewhere have no names once created). A missing file is
+    /// [`Error::File`] with `ENOENT`.
     pub fn open_file(&self, id: u64) -> Result<SwapFile> {
         SwapFile::open(self.inner.clone(), id, false)
     }
@@ -184,32 +215,92 @@ impl DirInner {
 
 impl Drop for DirInner {
     fn drop(&mut self) {
-        if self.keep.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Err(err) = std::fs::remove_dir(&self.path) {
-            tracing::warn!(path = %self.path.display(), %err, "could not remove the swap folder");
+        if !self.kept {
+            remove_folder(&self.path, &self.handle, self.lock.is_some());
         }
     }
 }
 
-/// Creates `parent/tensorswap-<pid>-<n>` with mode 0700, never reusing an
-/// existing entry.
-fn make_private_dir(parent: &Path) -> Result<PathBuf> {
+/// Removes a folder that is not kept: its lock file (when it has one), then
+/// the folder, which holds nothing else by then.
+fn remove_folder(path: &Path, handle: &File, locked: bool) {
+    let lock = CString::new(LOCK_NAME).unwrap_or_default();
+    if locked {
+        if let Err(err) = unlink_at(handle, &lock) {
+            tracing::warn!(path = %path.display(), %err, "could not remove the swap folder's lock file");
+        }
+    }
+    match std::fs::remove_dir(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            tracing::warn!(path = %path.display(), %err, "could not remove the swap folder");
+        }
+        _ => {}
+    }
+}
+
+/// Creates `parent/tensorswap-<pid>-<n>` (`tensorswap-kept-<pid>-<n>` when
+/// kept) with mode 0700, never reusing an existing entry, and opens it. A
+/// folder that is not kept gets its lock file, locked.
+fn make_private_dir(parent: &Path, kept: bool) -> Result<(PathBuf, File, Option<File>)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let infix = if kept { KEPT_INFIX } else { "" };
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = parent.join(format!("tensorswap-{}-{n}", std::process::id()));
+        let path = parent.join(format!("{FOLDER_PREFIX}{infix}{}-{n}", std::process::id()));
+        let error = |op: &'static str, cause: io::Error| Error::File {
+            op,
+            path: path.clone(),
+            cause,
+        };
         match DirBuilder::new().mode(0o700).create(&path) {
-            Ok(()) => return Ok(path),
+            Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(source) => {
-                return Err(Error::File {
-                    op: "create swap folder",
-                    path,
-                    cause: source,
-                })
+            Err(cause) => return Err(error("create swap folder", cause)),
+        }
+        let handle = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(handle) => handle,
+            // A sweep took the new, still unlocked folder for abandoned.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(cause) => return Err(error("open", cause)),
+        };
+        if kept {
+            return Ok((path, handle, None));
+        }
+        match lock_folder(&handle) {
+            Ok(Some(lock)) => return Ok((path, handle, Some(lock))),
+            Ok(None) => continue,
+            Err(cause) => {
+                remove_folder(&path, &handle, false);
+                return Err(error("create the lock file in", cause));
             }
         }
     }
+}
+
+/// Creates and locks the folder's lock file: `None` when a sweep removed the
+/// folder meanwhile. Where the file system has no `flock` the folder goes
+/// unlocked, which later sweeps (that cannot lock it either) leave alone.
+fn lock_folder(handle: &File) -> io::Result<Option<File>> {
+    let name = CString::new(LOCK_NAME).unwrap_or_default();
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+    let lock = match open_at(handle, &name, flags, 0o600) {
+        Ok(lock) => lock,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    match try_lock(&lock) {
+        Ok(true) => {}
+        // A sweep holds it and is removing the folder.
+        Ok(false) => return Ok(None),
+        Err(err) => {
+            tracing::debug!(%err, "no flock here; the swap folder is left unlocked");
+            return Ok(Some(lock));
+        }
+    }
+    // Unlinked before the lock was ours: a sweep removed the folder.
+    Ok((lock.metadata()?.nlink() > 0).then_some(lock))
 }

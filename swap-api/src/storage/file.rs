@@ -1,14 +1,12 @@
 //! One swap file: its descriptors (buffered and, where supported, direct),
-//! its checksum log, and its removal on drop.
+//! its checksum log, and the name it gives up as soon as it is open.
 
 use std::any::Any;
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::checksum::ChecksumLog;
@@ -19,8 +17,10 @@ use crate::{Error, Result};
 /// A file in a [`SwapDir`](crate::SwapDir), kept open for its whole life.
 ///
 /// Cheap to clone (a shared handle). In-flight requests hold a clone, so the
-/// descriptors stay open until they complete. The file is removed when the
-/// last handle drops, unless its folder is kept.
+/// descriptors stay open until they complete. Unless its folder is kept, the
+/// file is unlinked as soon as it is open: its bytes are reclaimed when the
+/// last handle drops or the process dies, and [`SwapFile::path`] is the name
+/// it had.
 #[derive(Clone, Debug)]
 pub struct SwapFile {
     inner: Arc<FileInner>,
@@ -30,7 +30,6 @@ pub struct SwapFile {
 struct FileInner {
     dir: Arc<DirInner>,
     id: u64,
-    name: CString,
     path: PathBuf,
     buffered: File,
     direct: Option<File>,
@@ -59,20 +58,25 @@ impl SwapFile {
             dir.open_at(&name, flags)
                 .map_err(err(if create { "create" } else { "open" }))?;
         let direct = match dir.dio {
-            Some(_) => {
-                let direct = dir
-                    .open_at(&name, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_DIRECT)
-                    .map_err(err("open with O_DIRECT"))?;
-                same_file(&buffered, &direct).map_err(err("reopen"))?;
-                Some(direct)
-            }
-            None => None,
+            Some(_) => dir
+                .open_at(&name, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_DIRECT)
+                .map_err(err("open with O_DIRECT"))
+                .and_then(|direct| {
+                    same_file(&buffered, &direct).map_err(err("reopen"))?;
+                    Ok(Some(direct))
+                }),
+            None => Ok(None),
         };
+        if create && !dir.kept {
+            // Both descriptors are open (or the second failed): the name is
+            // no longer needed, and without it a crash leaves nothing.
+            unlink_at(&dir.handle, &name).map_err(err("unlink"))?;
+        }
+        let direct = direct?;
         Ok(Self {
             inner: Arc::new(FileInner {
                 dir,
                 id,
-                name,
                 path,
                 buffered,
                 direct,
@@ -208,14 +212,6 @@ impl Drop for FileInner {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        if self.dir.keep.load(Ordering::Relaxed) {
-            return;
-        }
-        if let Err(err) = unlink_at(&self.dir.handle, &self.name) {
-            if err.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.path.display(), %err, "could not remove a swap file");
-            }
-        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The storage layer: swap folders and files, and the asynchronous I/O
 //! engines that move host buffers to and from them.
 //!
-//! - [`SwapDir`] / [`SwapFile`]: private folder, files opened once, direct
-//!   I/O decided per file system ([`DirectIo`], [`DioSupport`]).
+//! - [`SwapDir`] / [`SwapFile`]: private folder, files opened once and
+//!   unlinked at once (nothing left behind by a crash; [`StaleSweep`] removes
+//!   the folders of dead processes), direct I/O decided per file system
+//!   ([`DirectIo`], [`DioSupport`]).
 //! - [`IoEngine`]: the engine contract; [`UringEngine`] (Linux io_uring),
 //!   [`ThreadEngine`] (`pread`/`pwrite` threads), [`AnyEngine`] (chosen at run
 //!   time), [`FaultyEngine`] (injects OS errors).
@@ -18,6 +20,7 @@ mod ext;
 mod faulty;
 mod file;
 mod piece;
+mod stale;
 mod threads;
 mod ticket;
 #[cfg(target_os = "linux")]
@@ -30,6 +33,7 @@ pub use engine::{IoEngine, IoPending, IoRequest, Region};
 pub use ext::{IoEngineExt, Submitted};
 pub use faulty::{FaultyEngine, FaultyEnginePending};
 pub use file::SwapFile;
+pub use stale::StaleSweep;
 pub use threads::ThreadEngine;
 pub use ticket::{wait_all_io, IoDone, IoFailed, IoResult, IoTicket};
 #[cfg(target_os = "linux")]

@@ -79,13 +79,41 @@ pub(crate) fn open_at(
     }
 }
 
-/// Removes `name` from the directory `dir` (`unlinkat`).
+/// Removes the file `name` from the directory `dir` (`unlinkat`).
 pub(crate) fn unlink_at(dir: &File, name: &CStr) -> io::Result<()> {
+    remove_at(dir, name, 0)
+}
+
+/// Removes the empty folder `name` from the directory `dir`
+/// (`unlinkat(AT_REMOVEDIR)`).
+pub(crate) fn rmdir_at(dir: &File, name: &CStr) -> io::Result<()> {
+    remove_at(dir, name, libc::AT_REMOVEDIR)
+}
+
+fn remove_at(dir: &File, name: &CStr, flags: libc::c_int) -> io::Result<()> {
     // SAFETY: name is NUL-terminated and dir is an open directory descriptor.
-    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } == 0 {
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) } == 0 {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` when
+/// another open file description holds it. The lock goes when every
+/// descriptor of this description closes, including when the process dies.
+pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
+    loop {
+        // SAFETY: flock takes an open descriptor and plain flags.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            _ => return Err(err),
+        }
     }
 }
 
