@@ -1,10 +1,13 @@
 //! Byte sizes on the command line and in tables: `4K`, `256M`, `1G` (powers of 1024).
 
-/// Parses `123`, `4K`, `4KiB`, `256M`, `1G`, `1T` (case-insensitive, powers of 1024).
+/// Parses `123`, `4K`, `4KiB`, `256M`, `1G`, `1T` (case-insensitive, powers
+/// of 1024), with or without a space before the unit, so what [`show`]
+/// prints (`256 MiB`) parses back.
 pub(crate) fn parse(text: &str) -> Result<usize, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
+    let unit = unit.trim_start();
     let n: usize = digits
         .parse()
         .map_err(|_| format!("{text:?} is not a size (examples: 4096, 4K, 256M, 1G)"))?;
@@ -54,7 +57,55 @@ pub(crate) fn show_approx(bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Inputs per property; `TENSORSWAP_FUZZ_CASES` raises it.
+    fn cases() -> u32 {
+        std::env::var("TENSORSWAP_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text: a size or a message that quotes it, never a panic.
+        #[test]
+        fn any_text_is_a_size_or_an_error(text in any::<String>()) {
+            match parse(&text) {
+                Ok(n) => prop_assert_eq!(parse(&show(n)), Ok(n)),
+                Err(message) => {
+                    let quoted = format!("{text:?}");
+                    prop_assert!(message.contains(&quoted), "{}", message);
+                }
+            }
+        }
+
+        /// Digits and a unit in any case: exactly n << shift, or "does not fit".
+        #[test]
+        fn number_and_unit_scale_or_overflow(
+            n in any::<u64>(),
+            unit in prop::sample::select(&["", "b", "K", "kb", "KiB", "m", "MB", "mib", "G", "gB", "GiB", "t", "TB", "TiB"][..]),
+            pad in prop::sample::select(&["", " ", "\t"][..]),
+        ) {
+            let shift = match unit.chars().next().map(|c| c.to_ascii_lowercase()) {
+                None | Some('b') => 0,
+                Some('k') => 10,
+                Some('m') => 20,
+                Some('g') => 30,
+                _ => 40,
+            };
+            let want = usize::try_from(n).ok().and_then(|n| n.checked_mul(1 << shift));
+            let got = parse(&format!("{pad}{n}{unit}{pad}"));
+            match want {
+                Some(bytes) => prop_assert_eq!(got, Ok(bytes)),
+                None => prop_assert!(got.unwrap_err().contains("does not fit")),
+            }
+        }
+    }
 
     #[test]
     fn sizes_parse_and_print() {
@@ -62,6 +113,7 @@ mod tests {
         assert_eq!(parse("4K"), Ok(4096));
         assert_eq!(parse("256mib"), Ok(256 << 20));
         assert_eq!(parse("1G"), Ok(1 << 30));
+        assert_eq!(parse("256 MiB"), Ok(256 << 20));
         assert!(parse("12Q").unwrap_err().contains("unknown unit"));
         assert!(parse("K").is_err());
         assert!(parse("99999999999T").unwrap_err().contains("does not fit"));

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ds_config::{self, count, Level, TOP_LEVEL};
 use crate::{Error, Result};
 
 /// Largest `block_size`: one piece must fit a single kernel request.
@@ -40,11 +41,13 @@ const MAX_PARALLELISM: usize = 256;
 #[serde(deny_unknown_fields, default)]
 pub struct AioConfig {
     /// Bytes per I/O piece (DeepSpeed default 1048576).
+    #[serde(deserialize_with = "count")]
     pub block_size: usize,
     /// Pieces in flight per worker (default 8).
+    #[serde(deserialize_with = "count")]
     pub queue_depth: usize,
     /// Workers one request is spread over (default 1; alias `thread_count`).
-    #[serde(alias = "thread_count")]
+    #[serde(alias = "thread_count", deserialize_with = "count")]
     pub intra_op_parallelism: usize,
     /// Submit pieces one at a time instead of in batches (default false).
     pub single_submit: bool,
@@ -66,7 +69,9 @@ impl Default for AioConfig {
 
 impl AioConfig {
     /// Parses either a whole DeepSpeed config (its `"aio"` key is used, other
-    /// top-level sections are left to their owners) or the bare section.
+    /// top-level sections are left to their owners; without one, or with
+    /// `"aio": null`, DeepSpeed's defaults) or the bare section. Counts may be
+    /// written as integral floats (`1e6`), as DeepSpeed's docs do.
     pub fn from_json(text: &str) -> Result<Self> {
         Ok(parse_section(text)?.0)
     }
@@ -132,32 +137,25 @@ impl AioConfig {
 /// section): the engine's settings, and the value of `use_gds` (false when
 /// absent), the one key of the section that is not the engine's.
 pub(crate) fn parse_section(text: &str) -> Result<(AioConfig, bool)> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(config_error)?;
-    let mut section = match value.get("aio") {
-        Some(section) => section.clone(),
-        None => value,
-    };
-    let use_gds = match section
-        .as_object_mut()
-        .and_then(|keys| keys.remove("use_gds"))
-    {
+    let levels = [Level {
+        key: "aio",
+        siblings: TOP_LEVEL,
+        sibling_prefixes: &[],
+    }];
+    let mut section = ds_config::find_section(text, "aio", &levels)?;
+    let use_gds = match section.as_mut().and_then(|keys| keys.remove("use_gds")) {
         None => false,
         Some(serde_json::Value::Bool(on)) => on,
         Some(other) => {
-            return Err(Error::Config {
-                reason: format!("\"aio\" section: `use_gds` is {other}; it must be true or false"),
-            })
+            return Err(ds_config::config_error(
+                "aio",
+                &format!("`use_gds` is {other}; it must be true or false"),
+            ))
         }
     };
-    let config: AioConfig = serde_json::from_value(section).map_err(config_error)?;
+    let config: AioConfig = ds_config::parse("aio", section)?;
     config.validate()?;
     Ok((config, use_gds))
-}
-
-fn config_error(err: serde_json::Error) -> Error {
-    Error::Config {
-        reason: format!("\"aio\" section: {err}"),
-    }
 }
 
 #[cfg(test)]
@@ -195,6 +193,46 @@ mod tests {
             }
         );
         assert_eq!(parse_section(text).unwrap(), (c, true));
+    }
+
+    #[test]
+    fn a_whole_config_without_the_section_gets_the_defaults() {
+        for text in [
+            r#"{"train_batch_size": 8, "zero_optimization": {"stage": 3}}"#,
+            r#"{"train_batch_size": 8, "aio": null}"#,
+            "{}",
+        ] {
+            assert_eq!(
+                AioConfig::from_json(text).unwrap(),
+                AioConfig::default(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn deepspeed_float_counts_are_accepted() {
+        let c = AioConfig::from_json(r#"{"aio": {"block_size": 1.048576e6, "queue_depth": 16.0}}"#)
+            .unwrap();
+        assert_eq!((c.block_size, c.queue_depth), (1 << 20, 16));
+        let err = AioConfig::from_json(r#"{"aio": {"block_size": 1500.5}}"#).unwrap_err();
+        assert!(err.to_string().contains("whole number"), "{err}");
+    }
+
+    #[test]
+    fn the_section_and_the_config_must_be_objects() {
+        for (text, says) in [
+            (
+                r#"{"aio": [1]}"#,
+                "`aio` must be a JSON object, not an array",
+            ),
+            (r#"{"aio": 3}"#, "not a number"),
+            ("[1]", "the config must be a JSON object"),
+            ("7", "the config must be a JSON object"),
+        ] {
+            let err = AioConfig::from_json(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
     }
 
     #[test]

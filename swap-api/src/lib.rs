@@ -41,7 +41,9 @@
 //!
 //! 1. **Foundations**: `error` ([`Error`], [`Result`], [`check_range`]),
 //!    `rejected` ([`Rejected`]), `pending` ([`PendingOp`]), `fault`
-//!    ([`FaultStage`]), `config` ([`AioConfig`]), [`sys`] (the OS and the
+//!    ([`FaultStage`]), `ds_config` (finding a section in a DeepSpeed
+//!    config, counts written `1e8`, bounded messages), `config`
+//!    ([`AioConfig`]), [`sys`] (the OS and the
 //!    allocator), [`sync`] ([`sync::WorkerThread`], [`sync::Latch`]). They
 //!    use `std`, `libc`, `serde` and each other only.
 //! 2. **Host memory**: [`buffer`] (host and device buffer handles, the
@@ -68,6 +70,7 @@ pub mod buffer;
 mod config;
 mod device;
 mod device_buffer;
+mod ds_config;
 mod error;
 mod ext;
 mod fault;

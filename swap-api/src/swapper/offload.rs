@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ds_config::{self, count, Level, TOP_LEVEL, ZERO_LEVEL};
 use crate::{AioConfig, Error, Result};
 
 /// Where DeepSpeed offloads to.
@@ -23,7 +24,8 @@ pub enum OffloadDevice {
 /// `zero_optimization.offload_param`: how parameters are swapped.
 ///
 /// Keys and defaults are DeepSpeed's; `buffer_size` and `max_in_cpu` count
-/// elements. An unknown key is an error naming it.
+/// elements and may be written as DeepSpeed's docs write them (`1e8`). An
+/// unknown key is an error naming it.
 ///
 /// ```
 /// use swap_api::swapper::OffloadParamConfig;
@@ -42,10 +44,13 @@ pub struct OffloadParamConfig {
     /// Folder for the swap files (required for `nvme`).
     pub nvme_path: Option<PathBuf>,
     /// Parameters that may be swapped in at once (default 5).
+    #[serde(deserialize_with = "count")]
     pub buffer_count: usize,
     /// Elements of the largest parameter (default 1e8).
+    #[serde(deserialize_with = "count")]
     pub buffer_size: usize,
     /// Elements kept in pinned host memory instead of NVMe (default 1e9).
+    #[serde(deserialize_with = "count")]
     pub max_in_cpu: usize,
     /// Page-lock the staging buffers (default false; tensorswap pins where
     /// the memlock limit allows either way, see [`crate::Pinning::Auto`]).
@@ -67,13 +72,16 @@ impl Default for OffloadParamConfig {
 
 /// `zero_optimization.offload_optimizer`: how optimizer state is swapped.
 ///
+/// Keys and defaults are DeepSpeed's. `fast_init` and `ratio` are accepted
+/// and checked but change nothing here (see their fields).
+///
 /// ```
 /// use swap_api::swapper::OffloadOptimizerConfig;
 /// let c = OffloadOptimizerConfig::from_json(r#"{"offload_optimizer": {"pipeline_read": true, "pipeline_write": true}}"#)?;
 /// assert_eq!(c.buffers_needed(), 3);
 /// # Ok::<(), swap_api::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OffloadOptimizerConfig {
     /// `none`, `cpu` or `nvme` (default `nvme` here).
@@ -81,6 +89,7 @@ pub struct OffloadOptimizerConfig {
     /// Folder for the swap files (required for `nvme`).
     pub nvme_path: Option<PathBuf>,
     /// Pinned buffers, each holding one sub-group's state (default 4).
+    #[serde(deserialize_with = "count")]
     pub buffer_count: usize,
     /// Read sub-group i+1 while the caller updates sub-group i.
     pub pipeline_read: bool,
@@ -88,6 +97,13 @@ pub struct OffloadOptimizerConfig {
     pub pipeline_write: bool,
     /// Page-lock the buffers (default false; see [`OffloadParamConfig::pin_memory`]).
     pub pin_memory: bool,
+    /// DeepSpeed: initialise optimizer state on NVMe quickly (default
+    /// false). Ignored: the optimizer swapper writes state the caller gives.
+    pub fast_init: bool,
+    /// DeepSpeed: the share of optimizer steps run on the CPU in ZeRO-Offload
+    /// ++ (default 1.0, between 0 and 1). Ignored: it concerns where the step
+    /// runs, not how state is swapped.
+    pub ratio: f64,
 }
 
 impl Default for OffloadOptimizerConfig {
@@ -99,6 +115,8 @@ impl Default for OffloadOptimizerConfig {
             pipeline_read: false,
             pipeline_write: false,
             pin_memory: false,
+            fast_init: false,
+            ratio: 1.0,
         }
     }
 }
@@ -150,27 +168,55 @@ impl From<AioConfig> for AioSection {
     }
 }
 
-macro_rules! section {
-    ($ty:ty, $key:literal) => {
-        impl $ty {
-            #[doc = concat!("Parses a whole DeepSpeed config (its `zero_optimization.", $key, "`), a `zero_optimization` object, or the bare section.")]
-            pub fn from_json(text: &str) -> Result<Self> {
-                let value: serde_json::Value =
-                    serde_json::from_str(text).map_err(|e| config_error($key, e))?;
-                let zero = value.get("zero_optimization").unwrap_or(&value);
-                let section = zero.get($key).unwrap_or(zero).clone();
-                serde_json::from_value(section).map_err(|e| config_error($key, e))
-            }
-        }
-    };
+/// The way from a whole config to `zero_optimization.<key>`.
+fn levels(key: &'static str) -> [Level; 2] {
+    [
+        Level {
+            key: "zero_optimization",
+            siblings: TOP_LEVEL,
+            sibling_prefixes: &[],
+        },
+        Level {
+            key,
+            siblings: ZERO_LEVEL,
+            sibling_prefixes: &["stage3_"],
+        },
+    ]
 }
 
-section!(OffloadParamConfig, "offload_param");
-section!(OffloadOptimizerConfig, "offload_optimizer");
+impl OffloadParamConfig {
+    /// Parses a whole DeepSpeed config (its `zero_optimization.offload_param`;
+    /// DeepSpeed's defaults when it has none or it is `null`), a
+    /// `zero_optimization` object, or the bare section.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let key = "offload_param";
+        ds_config::parse(key, ds_config::find_section(text, key, &levels(key))?)
+    }
+}
 
-fn config_error(key: &str, err: serde_json::Error) -> Error {
-    Error::Config {
-        reason: format!("\"{key}\" section: {err}"),
+impl OffloadOptimizerConfig {
+    /// Parses a whole DeepSpeed config (its
+    /// `zero_optimization.offload_optimizer`; DeepSpeed's defaults when it has
+    /// none or it is `null`), a `zero_optimization` object, or the bare
+    /// section.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let key = "offload_optimizer";
+        let config: Self =
+            ds_config::parse(key, ds_config::find_section(text, key, &levels(key))?)?;
+        if !(0.0..=1.0).contains(&config.ratio) {
+            return Err(ds_config::config_error(
+                key,
+                &format!("`ratio` is {}; it must be between 0 and 1", config.ratio),
+            ));
+        }
+        if config.fast_init || config.ratio != 1.0 {
+            tracing::info!(
+                fast_init = config.fast_init,
+                ratio = config.ratio,
+                "offload_optimizer: `fast_init` and `ratio` are accepted and ignored by tensorswap"
+            );
+        }
+        Ok(config)
     }
 }
 
@@ -186,5 +232,94 @@ pub(crate) fn nvme_folder(
             reason: format!("{key}.device is \"nvme\" but {key}.nvme_path is not set"),
         }),
         _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ZeRO-Infinity example of DeepSpeed's configuration docs, verbatim.
+    const DOCS: &str = r#"{
+        "train_micro_batch_size_per_gpu": 1,
+        "zero_optimization": {
+            "stage": 3,
+            "offload_optimizer": {"device": "nvme", "nvme_path": "/local_nvme", "pin_memory": true,
+                                  "ratio": 0.3, "buffer_count": 4, "fast_init": false},
+            "offload_param": {"device": "nvme", "nvme_path": "/local_nvme", "pin_memory": true,
+                              "buffer_count": 5, "buffer_size": 1e8, "max_in_cpu": 1e9}
+        },
+        "aio": {"block_size": 1048576, "queue_depth": 8, "thread_count": 1,
+                "single_submit": false, "overlap_events": true}
+    }"#;
+
+    #[test]
+    fn deepspeeds_documented_config_parses_verbatim() {
+        let param = OffloadParamConfig::from_json(DOCS).unwrap();
+        assert_eq!(
+            (param.buffer_size, param.max_in_cpu),
+            (100_000_000, 1_000_000_000)
+        );
+        assert!(param.pin_memory);
+        let optimizer = OffloadOptimizerConfig::from_json(DOCS).unwrap();
+        assert_eq!((optimizer.ratio, optimizer.fast_init), (0.3, false));
+        assert_eq!(
+            optimizer.nvme_path.as_deref(),
+            Some(std::path::Path::new("/local_nvme"))
+        );
+        assert_eq!(
+            AioSection::from_json(DOCS).unwrap().engine,
+            AioConfig::default()
+        );
+    }
+
+    #[test]
+    fn a_config_or_zero_object_without_the_section_gets_the_defaults() {
+        for text in [
+            r#"{"train_batch_size": 8, "zero_optimization": {"stage": 3}}"#,
+            r#"{"train_batch_size": 8}"#,
+            r#"{"stage": 3, "stage3_max_live_parameters": 1e9}"#,
+            r#"{"zero_optimization": {"offload_param": null, "offload_optimizer": null}}"#,
+            r#"{"zero_optimization": null}"#,
+            "{}",
+        ] {
+            assert_eq!(
+                OffloadParamConfig::from_json(text).unwrap(),
+                OffloadParamConfig::default(),
+                "{text}"
+            );
+            assert_eq!(
+                OffloadOptimizerConfig::from_json(text).unwrap(),
+                OffloadOptimizerConfig::default(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn misplaced_or_misspelt_sections_are_errors_naming_the_key() {
+        for (text, says) in [
+            (
+                r#"{"zero_optimization": 5}"#,
+                "`zero_optimization` must be a JSON object",
+            ),
+            (
+                r#"{"zero_optimization": {"offload_param": [1]}}"#,
+                "`offload_param` must be a JSON object",
+            ),
+            (r#"{"buffer_cnt": 6}"#, "buffer_cnt"),
+            (r#"{"offload_param": {"buffer_size": 1.5}}"#, "whole number"),
+            (r#"{"offload_param": {"max_in_cpu": -1}}"#, "negative"),
+        ] {
+            let err = OffloadParamConfig::from_json(text).unwrap_err().to_string();
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        for ratio in ["1.5", "-0.1"] {
+            let text = format!(r#"{{"offload_optimizer": {{"ratio": {ratio}}}}}"#);
+            let err = OffloadOptimizerConfig::from_json(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("`ratio`"), "{text}: {err}");
+        }
     }
 }
