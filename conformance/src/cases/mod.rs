@@ -68,6 +68,7 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         swapper::random_operations,
         swapper::device_faults,
         swapper::engine_faults,
+        swapper::enospc_retry_takes_freed_space,
         swapper::checksum_mismatch,
         swapper::pool_pressure,
         swapper::drop_in_flight,

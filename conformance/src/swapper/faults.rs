@@ -91,9 +91,43 @@ pub(super) fn transfer_faults<D: Device>(
     )
 }
 
-/// ENOSPC on a write keeps the tensor resident and names the file and
-/// errno; EIO on a read (after a prefetch) makes `get` report it and keeps
-/// the tensor stored; both retry cleanly.
+/// A swap-out that failed on a full disk, retried after space was freed
+/// inside the store's file (another tensor removed), takes that space: the
+/// failed attempt's extent, at the end of the file where the disk ran out,
+/// is not kept for it.
+pub fn enospc_retry_takes_freed_space<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    let rig = rig(ctx, 2, DirOptions::default())?;
+    let s = &rig.swapper;
+    rig.put(2, &pattern(2, LEN))?;
+    s.swap_out(&[2])?.wait()?;
+    let freed = s
+        .stored_range(2)?
+        .ok_or_else(|| CaseError("no file range for a stored tensor".into()))?;
+    rig.put(1, &pattern(1, LEN))?;
+    s.store()
+        .engine()
+        .fail_next(IoOp::Write, libc::ENOSPC, FaultStage::Complete);
+    swap_error(s.swap_out(&[1])?.wait(), "swap_out on a full disk")?;
+    s.remove(2)?;
+    s.swap_out(&[1])?.wait()?;
+    let range = s.stored_range(1)?;
+    check!(
+        range.as_ref() == Some(&freed),
+        "the retry was stored at {range:?}, not in the space freed at {freed:?}"
+    );
+    s.swap_in(&[1])?.wait()?;
+    expect_bytes(
+        "bytes after the retried swap-out",
+        &rig.bytes(1)?,
+        &pattern(1, LEN),
+    )?;
+    ctx.checked(1);
+    rig.finish()
+}
+
+/// ENOSPC on a write keeps the tensor resident, names the file and errno,
+/// and pins no home; EIO on a read (after a prefetch) makes `get` report it
+/// and keeps the tensor stored; both retry cleanly.
 pub fn engine_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
     for stage in [FaultStage::Submit, FaultStage::Complete] {
         let rig = rig(ctx, 2, DirOptions::default())?;
@@ -113,6 +147,10 @@ pub fn engine_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
             &rig.bytes(1)?,
             &pattern(1, LEN),
         )?;
+        check!(
+            s.stored_range(1)?.is_none(),
+            "the failed swap-out kept the home it chose (where the disk ran out of space)"
+        );
         s.swap_out(&[1])?.wait()?;
         engine.fail_next(IoOp::Read, libc::EIO, stage);
         s.prefetch(&[1])?;

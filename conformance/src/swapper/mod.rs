@@ -14,7 +14,7 @@ mod param;
 mod roundtrip;
 
 pub use direct::{gds_faults, gds_path};
-pub use faults::{checksum_mismatch, device_faults, engine_faults};
+pub use faults::{checksum_mismatch, device_faults, engine_faults, enospc_retry_takes_freed_space};
 pub use lifecycle::{drop_in_flight, pool_pressure};
 pub use model::random_operations;
 pub use param::param_buffers;

@@ -449,11 +449,7 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
             .tensors
             .remove(&id)
             .ok_or(SwapError::UnknownTensor { id })?;
-        match entry.home {
-            Home::File(extent) => self.shared.store.free(extent),
-            Home::Host(_) => table.host_used -= entry.logical,
-            Home::Unassigned => {}
-        }
+        self.shared.free_home(&mut table, entry.home, entry.logical);
         self.shared.changed.notify_all();
         Ok(())
     }
@@ -518,22 +514,49 @@ impl<D: Device, E: IoEngine> Shared<D, E> {
     }
 
     /// Records a finished swap: the tensor's new slot, home and failure.
+    /// Records a finished job's outcome for `id`. A home the tensor keeps no
+    /// copy in (`keep_home` false: its swap-out failed and it stays resident)
+    /// is freed, so that a retry chooses afresh: the failed attempt's extent
+    /// may sit where the disk ran out of space.
     pub(crate) fn settle(
         &self,
         id: TensorId,
         slot: Slot<D>,
-        home: Home,
+        (home, keep_home): (Home, bool),
         op: &'static str,
         failure: Option<Arc<SwapError>>,
     ) {
         let mut table = self.lock();
-        if let Some(entry) = table.tensors.get_mut(&id) {
-            entry.slot = slot;
-            entry.home = home;
-            entry.last_error = failure.map(|error| (op, error));
+        let released = match table.tensors.get_mut(&id) {
+            Some(entry) => {
+                entry.slot = slot;
+                entry.last_error = failure.map(|error| (op, error));
+                let home = if keep_home {
+                    entry.home = home;
+                    None
+                } else {
+                    entry.home = Home::Unassigned;
+                    Some((home, entry.logical))
+                };
+                home
+            }
+            None => None,
+        };
+        if let Some((home, logical)) = released {
+            self.free_home(&mut table, home, logical);
         }
         drop(table);
         self.changed.notify_all();
+    }
+
+    /// Gives a home's extent back to the store, or its bytes back to the
+    /// host tier's budget.
+    pub(crate) fn free_home(&self, table: &mut Table<D>, home: Home, logical: usize) {
+        match home {
+            Home::File(extent) => self.store.free(extent),
+            Home::Host(_) => table.host_used -= logical,
+            Home::Unassigned => {}
+        }
     }
 
     /// Blocks while `swap_into` calls read any of `ids` from home.

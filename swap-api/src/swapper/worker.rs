@@ -318,14 +318,21 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
             Some(Place::Host(host)) => Home::Host(host),
             None => Home::Unassigned,
         };
-        let (slot, clean_up) = match (self.way, &failure, buf) {
-            (Way::Out, None, buf) => (Slot::Stored, buf),
-            (Way::In, None, Some(buf)) => (Slot::resident(buf, true), None),
-            (Way::Out, Some(_), Some(buf)) => (Slot::resident(buf, false), None),
-            (_, _, buf) => (Slot::Stored, buf),
+        // A failed swap-out leaves the tensor resident with no stored copy:
+        // its home is released.
+        let (slot, clean_up, keep_home) = match (self.way, &failure, buf) {
+            (Way::Out, None, buf) => (Slot::Stored, buf, true),
+            (Way::In, None, Some(buf)) => (Slot::resident(buf, true), None, true),
+            (Way::Out, Some(_), Some(buf)) => (Slot::resident(buf, false), None, false),
+            (_, _, buf) => (Slot::Stored, buf, true),
         };
-        self.shared
-            .settle(item.id, slot, home, self.way.op(), failure.clone());
+        self.shared.settle(
+            item.id,
+            slot,
+            (home, keep_home),
+            self.way.op(),
+            failure.clone(),
+        );
         drop(clean_up);
         if let Some(ticket) = &self.ticket {
             ticket.finish(item.id, self.way.op(), failure);
