@@ -278,6 +278,17 @@ pub enum Error {
         slab_size: usize,
     },
 
+    /// Every leased slab of a pinned pool is held between its users' calls
+    /// ([`crate::Parked`]), so a lease would wait forever
+    /// ([`crate::PinnedPool::wait_lease`]).
+    #[error("pinned pool stalled: all {slabs} slabs are leased and {parked} of them are held between calls (a GradientSwapper's open slab and unwaited writes, an OptimizerSwapper's read-ahead), so waiting would never end; give the shared store one more slab than those users hold, or flush or clear them first")]
+    PoolStalled {
+        /// Slabs in the pool.
+        slabs: usize,
+        /// Slabs held between calls.
+        parked: usize,
+    },
+
     /// Pinned memory asked for exceeds what the process may lock.
     #[error("pinned pool of {requested} bytes exceeds RLIMIT_MEMLOCK ({limit} bytes): raise the limit (`ulimit -l`, or `LimitMEMLOCK=` for a systemd service, or run with CAP_IPC_LOCK), or shrink the pool (fewer or smaller slabs: `buffer_count` / `buffer_size`), or allow unpinned fallback")]
     MemlockBudget {

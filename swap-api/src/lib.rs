@@ -98,7 +98,7 @@ pub use faulty::{FaultyDevice, FaultyDevicePending};
 pub use owner::OwnerToken;
 pub use pending::PendingOp;
 pub use pinning::Pinning;
-pub use pool::{PinnedPool, PinnedPoolBuilder, PoolStats, Slab, SlabPart};
+pub use pool::{Parked, PinnedPool, PinnedPoolBuilder, PoolStats, Slab, SlabPart};
 pub use rejected::Rejected;
 #[cfg(target_os = "linux")]
 pub use storage::UringEngine;

@@ -71,6 +71,7 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         swapper::enospc_retry_takes_freed_space,
         swapper::checksum_mismatch,
         swapper::pool_pressure,
+        swapper::shared_store,
         swapper::drop_in_flight,
         swapper::param_buffers,
         swapper::gds_path,

@@ -1,10 +1,88 @@
-//! More tensors than slabs, and dropping a swapper with work in flight.
+//! More tensors than slabs, a store shared with a gradient swapper, and
+//! dropping a swapper with work in flight.
 
-use swap_api::swapper::TensorState;
-use swap_api::{Device, DirOptions};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use super::{rig, SLAB};
-use crate::{check, expect_bytes, pattern, Ctx, Outcome};
+use swap_api::swapper::{GradientSwapper, SwapError, TensorState};
+use swap_api::{Device, DirOptions, Error};
+
+use super::{rig, Rig, SLAB};
+use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
+
+/// A swapper and a gradient swapper sharing a one-slab store, the gradient
+/// swapper's open slab holding the only slab: the swap-out fails with
+/// `PoolStalled` (it used to wait forever), the tensor stays resident and
+/// whole, and once the gradients are flushed the swap-out goes through.
+/// The gradient swapper's records are intact, and an id it never saw is
+/// `UnknownTensor` (it used to sum to `Ok(0)`).
+pub fn shared_store<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    let rig = rig(ctx, 1, DirOptions::default())?;
+    let (tx, rx) = mpsc::channel();
+    // On its own thread, so that a wait that never ends fails the case.
+    std::thread::spawn(move || {
+        let _ = tx.send(shared_store_on(rig));
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            Err(CaseError(
+                "swap_out waited forever for the slab the gradient swapper holds".into(),
+            ))
+        })
+}
+
+fn shared_store_on<D: Device>(rig: Rig<D>) -> Outcome {
+    let s = &rig.swapper;
+    let mut grads = GradientSwapper::new(s.store().clone());
+    let gradient: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+    grads.append(7, &gradient)?;
+    let len = 3 * SLAB + 17;
+    rig.put(1, &pattern(1, len))?;
+    match s.swap_out(&[1])?.wait() {
+        Err(SwapError::Tensor { id: 1, cause, .. })
+            if matches!(cause.core(), Some(Error::PoolStalled { slabs: 1, parked: 1 })) => {}
+        other => {
+            return Err(CaseError(format!(
+                "swap_out beside a gradient swapper holding the only slab: expected PoolStalled, got {other:?}"
+            )))
+        }
+    }
+    let status = s.status(1)?;
+    check!(
+        status.state == TensorState::Resident,
+        "after the stalled swap-out the tensor is {}",
+        status.state
+    );
+    expect_bytes(
+        "bytes after the stalled swap-out",
+        &rig.bytes(1)?,
+        &pattern(1, len),
+    )?;
+    grads.flush()?;
+    s.swap_out(&[1])?.wait()?;
+    s.swap_in(&[1])?.wait()?;
+    expect_bytes(
+        "bytes after the retried swap-out",
+        &rig.bytes(1)?,
+        &pattern(1, len),
+    )?;
+    let mut sum = vec![0f32; gradient.len()];
+    check!(
+        grads.sum_into(7, &mut sum)? == 1,
+        "one record of gradient 7"
+    );
+    check!(sum == gradient, "gradient 7 came back different");
+    check!(
+        matches!(
+            grads.sum_into(8, &mut sum),
+            Err(SwapError::UnknownTensor { id: 8 })
+        ),
+        "sum_into of a gradient never appended did not say so"
+    );
+    grads.clear()?;
+    drop(grads);
+    rig.finish()
+}
 
 /// Twenty tensors, each larger than a slab, through a two-slab pool: both
 /// directions complete by back-pressure, never more than two slabs leased.

@@ -1,12 +1,14 @@
 //! [`PinnedPool`]: one aligned, page-locked arena leased in fixed-size slabs.
 
 mod arena;
+mod parked;
 mod part;
 mod slab;
 
 use std::ptr::NonNull;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+pub use parked::Parked;
 pub use part::SlabPart;
 pub use slab::Slab;
 
@@ -25,8 +27,11 @@ use arena::Arena;
 ///   ([`PinnedPoolBuilder::build_for`]) — and can be registered with an I/O
 ///   engine ([`PinnedPool::register_with`]).
 /// - [`PinnedPool::lease`] blocks until a slab is free (back-pressure);
-///   [`PinnedPool::try_lease`] returns [`Error::PoolExhausted`] instead.
-///   Slabs return on drop.
+///   [`PinnedPool::try_lease`] returns [`Error::PoolExhausted`] instead;
+///   [`PinnedPool::wait_lease`] blocks too, but fails with
+///   [`Error::PoolStalled`] when every leased slab is [`Parked`] (held
+///   between its user's calls), where waiting could never end. Slabs return
+///   on drop.
 ///
 /// ```
 /// use swap_api::PinnedPool;
@@ -56,6 +61,8 @@ pub(crate) struct PoolInner {
 struct State {
     free: Vec<usize>,
     peak: usize,
+    /// Leased slabs held between their users' calls ([`Parked`]).
+    parked: usize,
 }
 
 /// A snapshot of a pool's use.
@@ -258,6 +265,7 @@ impl PinnedPoolBuilder {
                 state: Mutex::new(State {
                     free: (0..self.slabs).rev().collect(),
                     peak: 0,
+                    parked: 0,
                 }),
                 returned: Condvar::new(),
             }),
@@ -284,6 +292,53 @@ impl PinnedPool {
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// Leases a slab, blocking while one will come back, or fails with
+    /// [`Error::PoolStalled`] when every leased slab is [`Parked`]: held by
+    /// its users between their calls, so waiting could never end (say, a
+    /// [`GradientSwapper`](crate::swapper::GradientSwapper)'s open slab in
+    /// the one-slab pool a [`Swapper`](crate::swapper::Swapper) shares).
+    ///
+    /// ```
+    /// use swap_api::{Error, PinnedPool};
+    /// let pool = PinnedPool::builder().slab_size(4096).slabs(1).build()?;
+    /// let held = pool.park(pool.lease());
+    /// assert!(matches!(pool.wait_lease(), Err(Error::PoolStalled { slabs: 1, parked: 1 })));
+    /// drop(held);
+    /// assert!(pool.wait_lease().is_ok());
+    /// # Ok::<(), swap_api::Error>(())
+    /// ```
+    pub fn wait_lease(&self) -> Result<Slab> {
+        self.lease_or_stall().map_err(Error::from)
+    }
+
+    /// [`wait_lease`](Self::wait_lease), its failure as a `Copy` value.
+    pub(crate) fn lease_or_stall(&self) -> std::result::Result<Slab, Stalled> {
+        let mut state = self.inner.lock();
+        loop {
+            if let Some(index) = self.inner.take(&mut state) {
+                return Ok(Slab::new(self.inner.clone(), index));
+            }
+            let leased = self.inner.slabs - state.free.len();
+            if leased <= state.parked {
+                return Err(Stalled {
+                    slabs: self.inner.slabs,
+                    parked: state.parked,
+                });
+            }
+            state = self
+                .inner
+                .returned
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Marks `value` (which holds one leased slab of this pool) as held
+    /// between its owner's calls; see [`Parked`].
+    pub fn park<T>(&self, value: T) -> Parked<T> {
+        Parked::new(self.inner.clone(), value)
     }
 
     /// Leases a slab, or fails with [`Error::PoolExhausted`] when none is free.
@@ -333,6 +388,19 @@ impl PinnedPool {
     }
 }
 
+/// A lease that would wait only for parked slabs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stalled {
+    slabs: usize,
+    parked: usize,
+}
+
+impl From<Stalled> for Error {
+    fn from(Stalled { slabs, parked }: Stalled) -> Self {
+        Error::PoolStalled { slabs, parked }
+    }
+}
+
 impl PoolInner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -346,7 +414,8 @@ impl PoolInner {
 
     fn give_back(&self, index: usize) {
         self.lock().free.push(index);
-        self.returned.notify_one();
+        // Every waiter: one takes the slab, the others re-check for a stall.
+        self.returned.notify_all();
     }
 }
 

@@ -6,12 +6,12 @@ use std::collections::{HashMap, VecDeque};
 
 use bytemuck::Pod;
 
-use super::error::Result;
+use super::error::{Result, SwapError};
 use super::extent::Extent;
 use super::meta::TensorId;
 use super::store::SwapStore;
 use crate::storage::IoTicket;
-use crate::{AnyEngine, Error, IoEngine, SlabPart};
+use crate::{AnyEngine, Error, IoEngine, Parked, SlabPart};
 
 /// Record starts within a slab are aligned to this (any element type fits).
 const RECORD_ALIGN: usize = 64;
@@ -36,6 +36,9 @@ struct Open {
     used: usize,
 }
 
+/// A slab being written to its extent.
+type Write<E> = (Extent, IoTicket<<E as IoEngine>::Pending, SlabPart>);
+
 /// Gradients written behind: [`append`](Self::append) copies into the
 /// current pinned slab and, when it is full, starts writing it and carries
 /// on in the next one; only when every slab is in flight does it wait
@@ -46,11 +49,16 @@ struct Open {
 /// A slab whose write fails stays in memory and is written again by the
 /// next [`flush`](Self::flush) (which every read calls first), so no
 /// gradient is lost to a transient error.
+///
+/// The slabs it holds between calls (the open one, writes whose tickets it
+/// waits on its next call, failed ones) are [`Parked`]: a
+/// [`Swapper`](super::Swapper) sharing the store whose lease could only wait
+/// for them fails with [`Error::PoolStalled`] instead of waiting forever.
 pub struct GradientSwapper<E: IoEngine = AnyEngine> {
     store: SwapStore<E>,
-    open: Option<Open>,
-    writes: VecDeque<(Extent, IoTicket<E::Pending, SlabPart>)>,
-    failed: Vec<(Extent, SlabPart)>,
+    open: Option<Parked<Open>>,
+    writes: VecDeque<Parked<Write<E>>>,
+    failed: Vec<Parked<(Extent, SlabPart)>>,
     records: HashMap<TensorId, Vec<Vec<Piece>>>,
     extents: Vec<Extent>,
 }
@@ -115,19 +123,21 @@ impl<E: IoEngine> GradientSwapper<E> {
             self.submit_open()?;
         }
         let mut first_error = None;
-        while let Some((extent, ticket)) = self.writes.pop_front() {
+        while let Some(write) = self.writes.pop_front() {
+            let (extent, ticket) = write.into_inner();
             if let Err(failed) = ticket.wait() {
-                self.failed.push((extent, failed.value));
+                self.failed.push(self.park((extent, failed.value)));
                 first_error.get_or_insert(failed.error);
             }
         }
-        for (extent, part) in std::mem::take(&mut self.failed) {
+        for held in std::mem::take(&mut self.failed) {
+            let (extent, part) = held.into_inner();
             let result = match self.store.write(extent.offset, part) {
                 Ok(ticket) => ticket.wait().map(drop),
                 Err(failed) => Err(failed),
             };
             if let Err(failed) = result {
-                self.failed.push((extent, failed.value));
+                self.failed.push(self.park((extent, failed.value)));
                 first_error.get_or_insert(failed.error);
             }
         }
@@ -135,7 +145,9 @@ impl<E: IoEngine> GradientSwapper<E> {
     }
 
     /// Adds every record of `id` into `acc` (element-wise, f32), returning
-    /// how many records there were. A record longer than `acc` is an error.
+    /// how many records there were. A record longer than `acc` is an error,
+    /// and so is an `id` with no record since the last `clear`
+    /// ([`SwapError::UnknownTensor`]).
     pub fn sum_into(&mut self, id: TensorId, acc: &mut [f32]) -> Result<usize> {
         let size = std::mem::size_of_val(acc);
         self.read_records(id, size, 4, |at, bytes| {
@@ -200,7 +212,11 @@ impl<E: IoEngine> GradientSwapper<E> {
         mut take: impl FnMut(usize, &[u8]),
     ) -> Result<usize> {
         self.flush()?;
-        let records = self.records.get(&id).cloned().unwrap_or_default();
+        let records = self
+            .records
+            .get(&id)
+            .cloned()
+            .ok_or(SwapError::UnknownTensor { id })?;
         for pieces in &records {
             let len: usize = pieces.iter().map(|p| p.len).sum();
             if len > limit || len % elem != 0 {
@@ -215,7 +231,7 @@ impl<E: IoEngine> GradientSwapper<E> {
                     .next_multiple_of(align)
                     .min(piece.slab.offset + piece.slab.len);
                 let window = (end - start) as usize;
-                let mut parts = self.store.pool().lease().split(&[window])?;
+                let mut parts = self.store.pool().wait_lease()?.split(&[window])?;
                 let part = parts.pop().ok_or_else(|| Error::Layout {
                     reason: "empty split".into(),
                 })?;
@@ -242,16 +258,11 @@ impl<E: IoEngine> GradientSwapper<E> {
                     break slab;
                 }
                 match self.writes.pop_front() {
-                    Some((extent, ticket)) => {
-                        if let Err(failed) = ticket.wait() {
-                            tracing::warn!(error = %failed.error, "gradient slab write failed; flush retries it");
-                            self.failed.push((extent, failed.value));
-                        }
-                    }
+                    Some(write) => self.settle(write),
                     // Our failed slabs hold the pool: write them again, or
                     // give up on this append rather than wait forever.
                     None if !self.failed.is_empty() => self.flush()?,
-                    None => break self.store.pool().lease(),
+                    None => break self.store.pool().wait_lease()?,
                 }
             };
             let len = slab.capacity();
@@ -260,11 +271,11 @@ impl<E: IoEngine> GradientSwapper<E> {
             })?;
             let extent = self.store.alloc(len)?;
             self.extents.push(extent);
-            self.open = Some(Open {
+            self.open = Some(self.park(Open {
                 part,
                 extent,
                 used: 0,
-            });
+            }));
         }
         let open = self.open.as_mut().ok_or_else(|| Error::Layout {
             reason: "no open slab".into(),
@@ -274,29 +285,47 @@ impl<E: IoEngine> GradientSwapper<E> {
 
     /// Starts writing the open slab (its used bytes, padded).
     fn submit_open(&mut self) -> Result<()> {
-        let Some(Open {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let Open {
             mut part,
             extent,
             used,
-        }) = self.open.take()
-        else {
-            return Ok(());
-        };
+        } = open.into_inner();
         let padded = self.store.padded(used)?.min(part.capacity());
         part[used..padded].fill(0);
         part.set_len(padded)?;
         match self.store.write(extent.offset, part) {
-            Ok(ticket) => self.writes.push_back((extent, ticket)),
-            Err(failed) => self.failed.push((extent, failed.value)),
+            Ok(ticket) => {
+                let write = self.park((extent, ticket));
+                self.writes.push_back(write);
+            }
+            Err(failed) => {
+                let held = self.park((extent, failed.value));
+                self.failed.push(held);
+            }
         }
-        while self.writes.front().is_some_and(|(_, t)| t.is_complete()) {
-            if let Some((extent, ticket)) = self.writes.pop_front() {
-                if let Err(failed) = ticket.wait() {
-                    tracing::warn!(error = %failed.error, "gradient slab write failed; flush retries it");
-                    self.failed.push((extent, failed.value));
-                }
+        while self.writes.front().is_some_and(|w| w.1.is_complete()) {
+            if let Some(write) = self.writes.pop_front() {
+                self.settle(write);
             }
         }
         Ok(())
+    }
+
+    /// Waits for one write; a failed one is kept for the next flush.
+    fn settle(&mut self, write: Parked<Write<E>>) {
+        let (extent, ticket) = write.into_inner();
+        if let Err(failed) = ticket.wait() {
+            tracing::warn!(error = %failed.error, "gradient slab write failed; flush retries it");
+            let held = self.park((extent, failed.value));
+            self.failed.push(held);
+        }
+    }
+
+    /// Marks a value holding one of the store's slabs as held between calls.
+    fn park<T>(&self, value: T) -> Parked<T> {
+        self.store.pool().park(value)
     }
 }

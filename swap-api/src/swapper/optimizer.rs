@@ -9,7 +9,7 @@ use super::extent::Extent;
 use super::offload::OffloadOptimizerConfig;
 use super::store::SwapStore;
 use crate::storage::IoTicket;
-use crate::{AioConfig, AnyEngine, Error, IoEngine, SlabPart};
+use crate::{AioConfig, AnyEngine, Error, IoEngine, Parked, SlabPart};
 
 /// Bytes between the starts of two components of a group's state.
 const COMPONENT_ALIGN: usize = 64;
@@ -65,8 +65,11 @@ pub struct OptimizerSwapper<E: IoEngine = AnyEngine> {
     groups: Vec<Group>,
     pipeline_read: bool,
     pipeline_write: bool,
-    prefetched: Option<(usize, Ticket<E>)>,
-    unwritten: Vec<(usize, SlabPart)>,
+    /// Held between steps: the next step's first read, and groups whose
+    /// write-back failed ([`Parked`], so that a store's other users fail
+    /// instead of waiting forever for them).
+    prefetched: Option<Parked<(usize, Ticket<E>)>>,
+    unwritten: Vec<Parked<(usize, SlabPart)>>,
 }
 
 impl OptimizerSwapper<AnyEngine> {
@@ -211,7 +214,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         writes: &mut VecDeque<(usize, Ticket<E>)>,
     ) -> Result<()> {
         let n = self.groups.len();
-        let mut next = self.prefetched.take();
+        let mut next = self.prefetched.take().map(Parked::into_inner);
         for g in 0..n {
             let current = match next.take() {
                 Some((h, ticket)) if h == g => ticket,
@@ -228,21 +231,24 @@ impl<E: IoEngine> OptimizerSwapper<E> {
             self.write(g, part, writes)?;
         }
         if self.pipeline_read && n > 0 {
-            self.prefetched = Some((0, self.read(0, writes)?));
+            let ahead = (0, self.read(0, writes)?);
+            self.prefetched = Some(self.store.pool().park(ahead));
         }
         Ok(())
     }
 
     /// Writes any group whose write-back failed earlier; fails if one still fails.
     pub fn flush(&mut self) -> Result<()> {
-        for (g, part) in std::mem::take(&mut self.unwritten) {
+        for held in std::mem::take(&mut self.unwritten) {
+            let (g, part) = held.into_inner();
             let offset = self.groups[g].extent.offset;
             let result = match self.store.write(offset, part) {
                 Ok(ticket) => ticket.wait().map(drop),
                 Err(failed) => Err(failed),
             };
             if let Err(failed) = result {
-                self.unwritten.push((g, failed.value));
+                self.unwritten
+                    .push(self.store.pool().park((g, failed.value)));
                 return Err(self.failed(g, "write back", failed.error));
             }
         }
@@ -272,7 +278,8 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         match self.store.write(self.groups[g].extent.offset, part) {
             Ok(ticket) => writes.push_back((g, ticket)),
             Err(failed) => {
-                self.unwritten.push((g, failed.value));
+                self.unwritten
+                    .push(self.store.pool().park((g, failed.value)));
                 return Err(self.failed(g, "write back", failed.error));
             }
         }
@@ -287,7 +294,8 @@ impl<E: IoEngine> OptimizerSwapper<E> {
                 break;
             };
             if let Err(failed) = ticket.wait() {
-                self.unwritten.push((g, failed.value));
+                self.unwritten
+                    .push(self.store.pool().park((g, failed.value)));
                 first_error.get_or_insert(self.failed(g, "write back", failed.error));
             }
         }
@@ -297,7 +305,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
     /// A pinned buffer sized for group `g`.
     fn lease(&self, g: usize) -> Result<SlabPart> {
         let padded = self.groups[g].extent.len as usize;
-        let mut parts = self.store.pool().lease().split(&[padded])?;
+        let mut parts = self.store.pool().wait_lease()?.split(&[padded])?;
         let part = parts.pop().ok_or_else(|| Error::Layout {
             reason: "splitting a slab gave no part".into(),
         })?;

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use super::plan::Chunk;
 use super::store::SwapStore;
+use crate::pool::Stalled;
 use crate::storage::IoTicket;
 use crate::{IoEngine, IoEngineExt, PinnedPool, Result, Slab, SlabPart, SwapFile};
 
@@ -49,11 +50,19 @@ pub(crate) fn write<E: IoEngine>(
     let finish = |source: &mut dyn WriteSource, (chunk, ticket): (Chunk, IoTicket<_, _>)| {
         source.written(&chunk, ticket.wait().map(drop).map_err(|f| f.error));
     };
-    for batch in batches {
+    for (b, batch) in batches.iter().enumerate() {
         if source.stopped() {
             break;
         }
-        let slab = lease(store.pool(), &mut inflight, |front| finish(source, front));
+        let slab = match lease(store.pool(), &mut inflight, |front| finish(source, front)) {
+            Ok(slab) => slab,
+            Err(stalled) => {
+                for chunk in batches[b..].iter().flatten() {
+                    source.written(chunk, Err(stalled.into()));
+                }
+                break;
+            }
+        };
         let Some(parts) = split(slab, batch, |chunk, error| {
             source.written(chunk, Err(error))
         }) else {
@@ -92,6 +101,7 @@ pub(crate) fn read<E: IoEngine>(
             ticket.wait().map(|done| done.buf).map_err(|f| f.error),
         );
     };
+    let mut stalled: Option<Stalled> = None;
     for batch in batches {
         if sink.stopped() {
             break;
@@ -100,7 +110,22 @@ pub(crate) fn read<E: IoEngine>(
         if wanted.is_empty() {
             continue;
         }
-        let slab = lease(store.pool(), &mut inflight, |front| finish(sink, front));
+        if let Some(error) = &stalled {
+            wanted
+                .iter()
+                .for_each(|c| sink.consume(c, Err((*error).into())));
+            continue;
+        }
+        let slab = match lease(store.pool(), &mut inflight, |front| finish(sink, front)) {
+            Ok(slab) => slab,
+            Err(error) => {
+                wanted
+                    .iter()
+                    .for_each(|c| sink.consume(c, Err(error.into())));
+                stalled = Some(error);
+                continue;
+            }
+        };
         let Some(parts) = split(slab, &wanted, |chunk, error| {
             sink.consume(chunk, Err(error))
         }) else {
@@ -122,15 +147,20 @@ pub(crate) fn read<E: IoEngine>(
 }
 
 /// A free slab: when the pool is exhausted, finishes our oldest request
-/// (returning its slab) before blocking on someone else's.
-fn lease<T>(pool: &PinnedPool, inflight: &mut VecDeque<T>, mut finish: impl FnMut(T)) -> Slab {
+/// (returning its slab) before blocking on someone else's; fails when the
+/// others' slabs are all parked and would never come back.
+fn lease<T>(
+    pool: &PinnedPool,
+    inflight: &mut VecDeque<T>,
+    mut finish: impl FnMut(T),
+) -> std::result::Result<Slab, Stalled> {
     loop {
         if let Ok(slab) = pool.try_lease() {
-            return slab;
+            return Ok(slab);
         }
         match inflight.pop_front() {
             Some(front) => finish(front),
-            None => return pool.lease(),
+            None => return pool.lease_or_stall(),
         }
     }
 }

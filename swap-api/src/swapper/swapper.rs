@@ -531,14 +531,13 @@ impl<D: Device, E: IoEngine> Shared<D, E> {
             Some(entry) => {
                 entry.slot = slot;
                 entry.last_error = failure.map(|error| (op, error));
-                let home = if keep_home {
+                if keep_home {
                     entry.home = home;
                     None
                 } else {
                     entry.home = Home::Unassigned;
                     Some((home, entry.logical))
-                };
-                home
+                }
             }
             None => None,
         };
