@@ -36,7 +36,8 @@ command -v fio >/dev/null || { echo "fio is not installed (apt-get install -y fi
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-ours_bin="$root/target/release/tensorswap"
+ours_bin="${CARGO_TARGET_DIR:-$root/target}/release/tensorswap"
+[[ -x $ours_bin ]] || { echo "built, but $ours_bin is missing" >&2; exit 1; }
 fio_bs=${io_size:-$bs}
 ours_args=(bench --only files --json --folder "$folder" --size "$size" --block-size "$bs"
            --queue-depth "$qd" --engine "$engine" --loops 1)

@@ -344,6 +344,72 @@ fn tune_writes_an_aio_config_that_parses_back() {
     assert!(stdout.contains("best: block"), "{stdout}");
 }
 
+/// `--output` is checked before the sweep: an existing file or symlink is
+/// an error unless `--force`, which replaces a symlink without following it;
+/// a folder that cannot take the file fails at once, leaving nothing.
+#[test]
+fn tune_checks_its_output_first_and_never_follows_a_symlink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").expect("victim");
+    let link = dir.path().join("aio.json");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let tune = |output: &std::path::Path, extra: &[&str]| {
+        let output = output.to_string_lossy().into_owned();
+        let args = [
+            &[
+                "tune",
+                "--size",
+                "1M",
+                "--block-sizes",
+                "256K",
+                "--queue-depths",
+                "2",
+                "--parallelism",
+                "1",
+            ][..],
+            &["--folder", &folder, "--output", &output],
+            extra,
+        ]
+        .concat();
+        tensorswap(&args)
+    };
+    let started = std::time::Instant::now();
+    let out = tune(&link, &[]);
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("pass --force"),
+        "{stderr}"
+    );
+    assert!(!text(&out.stdout).contains("best:"), "the sweep ran first");
+    assert!(!stderr.contains("AioConfig {"), "{stderr}");
+    let out = tune(std::path::Path::new("/nonexistent/aio.json"), &[]);
+    assert!(!out.status.success() && text(&out.stderr).contains("/nonexistent/aio.json"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "checked only after a sweep"
+    );
+
+    let out = tune(&link, &["--force"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious"
+    );
+    let written = std::fs::read_to_string(&link).expect("output");
+    assert!(!std::fs::symlink_metadata(&link)
+        .expect("output")
+        .is_symlink());
+    tensorswap::AioConfig::from_json(&written).expect("the output parses");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("listing")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["aio.json", "victim"], "nothing else is left");
+}
+
 #[test]
 fn info_reports_io_uring_and_direct_io_of_a_folder() {
     let dir = tempfile::tempdir().expect("tempdir");

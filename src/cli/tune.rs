@@ -2,7 +2,7 @@
 //! DeepSpeed's `ds_nvme_tune`, and write the best `"aio"` section.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -30,9 +30,14 @@ pub(crate) struct TuneArgs {
     /// Write and read passes per configuration (medians are compared).
     #[arg(long, default_value_t = 1)]
     loops: usize,
-    /// Where to write the best configuration as a DeepSpeed `{"aio": {...}}` JSON.
+    /// Where to write the best configuration as a DeepSpeed `{"aio": {...}}`
+    /// JSON. Checked before the sweep; an existing file (or symlink) there is
+    /// an error unless `--force` is given.
     #[arg(long, default_value = "aio.json")]
     output: PathBuf,
+    /// Replace an existing `--output` (a symlink there is replaced, not followed).
+    #[arg(long)]
+    force: bool,
     /// Print one JSON object per line per configuration instead of a table.
     #[arg(long)]
     json: bool,
@@ -55,6 +60,7 @@ pub(crate) fn run(args: &TuneArgs, out: &mut impl Write) -> anyhow::Result<()> {
         bail!("--loops must be at least 1");
     }
     let configs = sweep(args)?;
+    let output = Output::reserve(&args.output, args.force)?;
     if !args.json {
         header(args, configs.len(), out)?;
     }
@@ -77,8 +83,7 @@ pub(crate) fn run(args: &TuneArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
     let (score, config) = best.context("no configuration was measured")?;
-    std::fs::write(&args.output, config.to_json() + "\n")
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    output.commit(&(config.to_json() + "\n"))?;
     if !args.json {
         writeln!(
             out,
@@ -134,7 +139,14 @@ fn measure(args: &TuneArgs, config: &AioConfig) -> anyhow::Result<Trial> {
     let run = IoRun::prepare(&args.target, config)?;
     let rows = run
         .measure(args.loops, true, true, |_| {})
-        .with_context(|| format!("measuring {config:?}"))?;
+        .with_context(|| {
+            format!(
+                "measuring block {} x depth {} x parallelism {}",
+                size::show(config.block_size),
+                config.queue_depth,
+                config.intra_op_parallelism
+            )
+        })?;
     let gbps = |op: &str| rows.iter().find(|r| r.op == op).map_or(0.0, |r| r.gbps);
     let (write, read) = (gbps("write"), gbps("read"));
     Ok(Trial {
@@ -163,4 +175,64 @@ fn print_trial(trial: &Trial, json: bool, out: &mut impl Write) -> anyhow::Resul
         )?;
     }
     Ok(out.flush()?)
+}
+
+/// The output file, checked before the sweep: a new file next to it is
+/// written at the end and then takes the output's name (without replacing
+/// anything unless forced). Removed if the run fails.
+struct Output {
+    target: PathBuf,
+    staging: PathBuf,
+    force: bool,
+}
+
+impl Output {
+    fn reserve(target: &Path, force: bool) -> anyhow::Result<Self> {
+        if !force && std::fs::symlink_metadata(target).is_ok() {
+            bail!(
+                "--output {} exists; pass --force to replace it",
+                target.display()
+            );
+        }
+        let name = target
+            .file_name()
+            .with_context(|| format!("--output {} names no file", target.display()))?;
+        let mut staging_name = std::ffi::OsString::from(".");
+        staging_name.push(name);
+        staging_name.push(format!(".tensorswap-{}", std::process::id()));
+        let staging = target.with_file_name(staging_name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+            .with_context(|| {
+                format!("--output {}: cannot create a file there", target.display())
+            })?;
+        Ok(Self {
+            target: target.to_path_buf(),
+            staging,
+            force,
+        })
+    }
+
+    fn commit(self, text: &str) -> anyhow::Result<()> {
+        std::fs::write(&self.staging, text)
+            .with_context(|| format!("writing {}", self.staging.display()))?;
+        let placed = if self.force {
+            // rename replaces a symlink at the target; it never follows it.
+            std::fs::rename(&self.staging, &self.target)
+        } else {
+            // A hard link never replaces: whatever appeared meanwhile stays.
+            std::fs::hard_link(&self.staging, &self.target)
+        };
+        placed.with_context(|| format!("writing {}", self.target.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        // After a rename the staging name is gone already.
+        let _ = std::fs::remove_file(&self.staging);
+    }
 }
