@@ -289,7 +289,7 @@ fn file_bench_table_labels_units_and_reads_only_when_asked() {
         "--read",
         "--loops",
         "1",
-        "--checksums",
+        "--no-checksums",
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -408,6 +408,51 @@ fn tune_checks_its_output_first_and_never_follows_a_symlink() {
         .collect();
     names.sort();
     assert_eq!(names, ["aio.json", "victim"], "nothing else is left");
+}
+
+/// A block size that breaks direct I/O is said, not silently buffered; the
+/// cpu backend's direct storage says its speed is the page cache's.
+#[test]
+fn odd_block_sizes_and_emulated_direct_storage_are_named() {
+    let out = tensorswap(&[
+        "bench",
+        "--only",
+        "files",
+        "--json",
+        "--size",
+        "64K",
+        "--block-size",
+        "3",
+        "--loops",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().expect("a record")).expect("JSON");
+    if first["direct"] == true {
+        assert!(
+            text(&out.stderr).contains("not a multiple of the direct-I/O alignment"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = tensorswap(&[
+        "bench",
+        "--size",
+        "8M",
+        "--tensors",
+        "4",
+        "--loops",
+        "1",
+        "--gds",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("swap data path:"))
+        .expect("a data path line");
+    assert!(line.contains("page cache's, not the disk's"), "{line}");
 }
 
 #[test]

@@ -125,7 +125,7 @@ const PART_OPTIONS: &[(&str, &[Part])] = &[
     ("size", &[Part::Swap, Part::Files]),
     ("engine", &[Part::Swap, Part::Files]),
     ("direct", &[Part::Swap, Part::Files]),
-    ("checksums", &[Part::Swap, Part::Files]),
+    ("no_checksums", &[Part::Swap, Part::Files]),
     ("block_size", &[Part::Swap, Part::Files]),
     ("queue_depth", &[Part::Swap, Part::Files]),
     ("io_parallel", &[Part::Swap, Part::Files]),

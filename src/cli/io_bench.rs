@@ -34,9 +34,10 @@ pub(crate) struct IoTarget {
     /// Direct I/O (O_DIRECT): auto (where supported), on (or fail), off.
     #[arg(long, value_enum, default_value_t = DirectArg::Auto)]
     pub(crate) direct: DirectArg,
-    /// Record a CRC32C per request at write and verify it at read.
+    /// Turn off the CRC32C every 4 KiB block gets at write and is checked
+    /// against at read (on by default).
     #[arg(long)]
-    pub(crate) checksums: bool,
+    pub(crate) no_checksums: bool,
 }
 
 /// `--direct` values.
@@ -107,10 +108,11 @@ impl IoRun {
         let policy = direct_policy(target.direct);
         let options = DirOptions::default()
             .direct_io(policy)
-            .checksums(target.checksums);
+            .checksums(!target.no_checksums);
         let dir = SwapDir::create_with(&target.folder, options)
             .with_context(|| format!("creating a swap folder in {}", target.folder.display()))?;
         let engine = AnyEngine::new(target.engine, config)?;
+        dir.check_block_size(config.block_size);
         let requests = target.size.div_ceil(io_size);
         let window = requests.min(config.queue_depth * config.intra_op_parallelism);
         let pool = PinnedPool::builder()

@@ -10,7 +10,7 @@ use anyhow::{ensure, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tensorswap::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
+use tensorswap::swapper::{DataPath, SwapStore, Swapper, TensorId, TensorMeta};
 use tensorswap::{AioConfig, AnyDevice, Device, DeviceExt, DirOptions, IoEngine, IoOp, SwapFile};
 
 use super::io_bench::{direct_policy, IoTarget};
@@ -113,7 +113,7 @@ impl Workload {
             .dir_options(
                 DirOptions::default()
                     .direct_io(direct_policy(target.direct))
-                    .checksums(target.checksums),
+                    .checksums(!target.no_checksums),
             )
             .aio(common.aio.clone())
             .engine(target.engine)
@@ -179,9 +179,21 @@ impl Workload {
             if store.file().is_direct() { "direct I/O" } else { "buffered I/O" },
             store.pool().stats().slabs,
             size::show(store.pool().slab_size()),
-            if store.pool().is_pinned() { "" } else { " (not page-locked)" },
+            if store.pool().is_pinned() {
+                ""
+            } else {
+                " (not page-locked: over the memlock limit; raise `ulimit -l`, or lower --slabs / --slab-size)"
+            },
         )?;
-        writeln!(out, "swap data path: {}", self.swapper.data_path())?;
+        let path = self.swapper.data_path();
+        let caveat = match (path, store.pool().is_pinned()) {
+            (DataPath::Direct, _) if device.backend == "cpu" => {
+                "; on the cpu backend direct storage is pread/pwrite into host memory through the page cache, so its speed is the page cache's, not the disk's"
+            }
+            (DataPath::Pinned | DataPath::Compat { .. }, false) => " (the slabs are not page-locked)",
+            _ => "",
+        };
+        writeln!(out, "swap data path: {path}{caveat}")?;
         Ok(())
     }
 

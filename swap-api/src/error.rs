@@ -255,13 +255,13 @@ pub enum Error {
     },
 
     /// Bytes read back differ from the bytes written (CRC32C mismatch).
-    #[error("checksum mismatch in {path}: {len} bytes at offset {offset} were written with crc32c {expected:#010x} but read back as {actual:#010x}", path = path.display())]
+    #[error("checksum mismatch in {path}: the {len}-byte block at offset {offset} was written with crc32c {expected:#010x} but read back as {actual:#010x}", path = path.display())]
     Checksum {
         /// The file.
         path: PathBuf,
-        /// Start of the request in the file.
+        /// Start of the 4 KiB block that differs.
         offset: u64,
-        /// Length of the request.
+        /// Length of the block.
         len: usize,
         /// CRC32C recorded when the bytes were written.
         expected: u32,
@@ -290,7 +290,7 @@ pub enum Error {
     },
 
     /// Pinned memory asked for exceeds what the process may lock.
-    #[error("pinned pool of {requested} bytes exceeds RLIMIT_MEMLOCK ({limit} bytes): raise the limit (`ulimit -l`, or `LimitMEMLOCK=` for a systemd service, or run with CAP_IPC_LOCK), or shrink the pool (fewer or smaller slabs: `buffer_count` / `buffer_size`), or allow unpinned fallback")]
+    #[error("pinned pool of {requested} bytes exceeds RLIMIT_MEMLOCK ({limit} bytes): raise the limit (`ulimit -l`, or `LimitMEMLOCK=` for a systemd service, or run with CAP_IPC_LOCK), or shrink the pool (fewer or smaller slabs)")]
     MemlockBudget {
         /// Bytes the pool needs locked.
         requested: u64,

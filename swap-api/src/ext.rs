@@ -228,6 +228,10 @@ fn direct<D: Device>(
             }),
         }
     });
+    if checked.is_ok() && op == IoOp::Write {
+        // The bytes bypass host memory: whatever CRCs the range had are stale.
+        file.checksums().forget(file_offset, len as u64);
+    }
     // SAFETY: the range fits and the memory is ours (checked above); the
     // Transfer owns `buf` until the operation has been waited, so nobody
     // else touches or frees it meanwhile.

@@ -5,7 +5,7 @@ use std::os::unix::fs::FileExt;
 use swap_api::{DirOptions, Error, IoEngine, IoEngineExt, IoOp};
 
 use super::scratch::{both_policies, scratch};
-use crate::{check, pattern, raw_file, CaseError, Ctx, Outcome};
+use crate::{check, expect_bytes, pattern, raw_file, CaseError, Ctx, Outcome};
 
 /// Reading past the end of a file is `ShortIo` with the count that was read.
 pub fn read_past_end<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
@@ -72,12 +72,19 @@ fn libc_enoent() -> i32 {
         .unwrap_or(2)
 }
 
-/// With checksums on, a byte flipped in the file after the write makes the
-/// read fail with `Checksum`, naming the file and range.
+/// With checksums on (the default), a byte flipped in the file after the
+/// write makes every read covering its 4 KiB block whole fail with
+/// `Checksum`, naming the file and the block: the whole range, and a
+/// sub-range of it; reads that do not cover the block still succeed. With
+/// checksums turned off the same flip comes back as data, as asked.
 pub fn checksum_mismatch<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     let engine = ctx.engine()?;
     for options in both_policies() {
-        let s = scratch(options.checksums(true))?;
+        let s = scratch(options)?;
+        check!(
+            s.dir.create_file()?.checksummed(),
+            "checksums are not on by default"
+        );
         let file = s.dir.create_file()?;
         let (offset, len) = (4096u64, 200_000usize);
         engine.write(&file, offset, pattern(9, len))?.wait()?;
@@ -92,26 +99,43 @@ pub fn checksum_mismatch<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
             .and_then(|()| raw.sync_all())
             .map_err(|e| CaseError(format!("flip a byte: {e}")))?;
         drop(raw);
-        let failed = engine
-            .read(&file, offset, vec![0u8; len])?
-            .wait()
-            .err()
-            .ok_or_else(|| CaseError("a corrupted range read back without error".into()))?;
-        check!(
-            matches!(&failed.error, Error::Checksum { offset: o, len: l, path, .. } if *o == offset && *l == len && path == file.path()),
-            "expected Checksum for {len} bytes at {offset}, got {}",
-            failed.error
-        );
+        let block = at / 4096 * 4096;
+        for (from, n) in [(offset, len), (block - 5000, 20_000), (block, 4096)] {
+            let failed = engine
+                .read(&file, from, vec![0u8; n])?
+                .wait()
+                .err()
+                .ok_or_else(|| {
+                    CaseError(format!(
+                        "a corrupted range ({n} bytes at {from}) read back without error"
+                    ))
+                })?;
+            check!(
+                matches!(&failed.error, Error::Checksum { offset: o, len: 4096, path, .. } if *o == block && path == file.path()),
+                "reading {n} bytes at {from}: expected Checksum for the block at {block}, got {}",
+                failed.error
+            );
+        }
+        // Reads beside the block still verify and succeed.
+        let before = engine.read(&file, offset, vec![0u8; 8192])?.wait()?;
+        expect_bytes(
+            "the bytes before the flip",
+            &before.buf,
+            &pattern(9, len)[..8192],
+        )?;
         // Rewriting the range records a new checksum.
         engine.write(&file, offset, pattern(10, len))?.wait()?;
         engine.read(&file, offset, vec![0u8; len])?.wait()?;
         ctx.checked(1);
     }
-    // Without checksums the same flip goes unnoticed by design: the option is opt-in.
-    let s = scratch(DirOptions::default())?;
-    check!(
-        !s.dir.create_file()?.checksummed(),
-        "checksums are on by default"
-    );
+    // Turned off, the same flip comes back as data: the opt-out does what it says.
+    let s = scratch(DirOptions::default().checksums(false))?;
+    let file = s.dir.create_file()?;
+    engine.write(&file, 0, pattern(9, 8192))?.wait()?;
+    raw_file(&file)?
+        .write_all_at(&[0xff], 100)
+        .map_err(|e| CaseError(format!("flip a byte: {e}")))?;
+    let back = engine.read(&file, 0, vec![0u8; 8192])?.wait()?;
+    check!(back.buf[100] == 0xff, "the flipped byte did not come back");
     Ok(())
 }

@@ -176,7 +176,7 @@ pub fn engine_faults<D: Device>(ctx: &Ctx<D>) -> Outcome {
 /// Bytes changed on disk behind the swapper's back are a `Checksum` error
 /// on swap-in and on `swap_into`; no wrong byte reaches device memory.
 pub fn checksum_mismatch<D: Device>(ctx: &Ctx<D>) -> Outcome {
-    let rig = rig(ctx, 2, DirOptions::default().checksums(true))?;
+    let rig = rig(ctx, 2, DirOptions::default())?;
     let s = &rig.swapper;
     rig.put(1, &pattern(1, LEN))?;
     s.swap_out(&[1])?.wait()?;

@@ -78,7 +78,7 @@ pub fn mixed_sizes<D: Device>(ctx: &Ctx<D>) -> Outcome {
         DirOptions::default(),
         DirOptions::default().direct_io(DirectIo::Off),
     ] {
-        let rig = rig(ctx, 3, options.checksums(true))?;
+        let rig = rig(ctx, 3, options)?;
         roundtrip_all(&rig, TensorState::Stored)?;
         // A second round: extents are reused, bytes replaced.
         let s = &rig.swapper;

@@ -63,21 +63,35 @@ pub(crate) struct DirInner {
 ///
 /// ```
 /// use swap_api::{DirOptions, DirectIo};
-/// let options = DirOptions::default().direct_io(DirectIo::Off).checksums(true);
-/// assert!(options.checksums);
+/// assert!(DirOptions::default().checksums, "integrity is the default");
+/// let options = DirOptions::default().direct_io(DirectIo::Off).checksums(false);
+/// assert!(!options.checksums);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DirOptions {
     /// Direct-I/O policy (default [`DirectIo::Auto`]).
     pub direct_io: DirectIo,
-    /// Record a CRC32C per write and verify it when exactly that range is
-    /// read back (default off).
+    /// Record a CRC32C of every 4 KiB block written and verify every block a
+    /// read covers whole, so flipped bytes on disk come back as
+    /// [`Error::Checksum`](crate::Error::Checksum) instead of as data
+    /// (default on; 4 bytes of memory per 4 KiB written). Bytes moved by
+    /// direct storage (GPUDirect) bypass host memory and are not covered.
     pub checksums: bool,
     /// Leave the folder and its files on disk, with their names, when
     /// dropped and when the process dies (default off): for inspecting swap
     /// files after a run. Such folders are never removed by tensorswap.
     pub keep: bool,
+}
+
+impl Default for DirOptions {
+    fn default() -> Self {
+        Self {
+            direct_io: DirectIo::Auto,
+            checksums: true,
+            keep: false,
+        }
+    }
 }
 
 impl DirOptions {
@@ -87,7 +101,7 @@ impl DirOptions {
         self
     }
 
-    /// Turns checksums on or off.
+    /// Turns checksums on (the default) or off.
     pub fn checksums(mut self, on: bool) -> Self {
         self.checksums = on;
         self
@@ -102,7 +116,7 @@ impl DirOptions {
 
 impl SwapDir {
     /// Creates a new private folder inside `parent` with default options
-    /// (direct I/O where supported, no checksums, removed on drop).
+    /// (direct I/O where supported, checksums on, removed on drop).
     pub fn create(parent: impl AsRef<Path>) -> Result<Self> {
         Self::create_with(parent, DirOptions::default())
     }
@@ -157,6 +171,34 @@ impl SwapDir {
             .dio
             .map_or(1, |d| d.align())
             .max(crate::sys::page_size())
+    }
+
+    /// Whether an engine splitting requests into `block_size` pieces keeps
+    /// every piece on direct I/O here. When it does not (the block size is
+    /// not a multiple of the direct-I/O alignment), a warning says so: each
+    /// piece's unaligned part then goes through the page cache.
+    ///
+    /// ```
+    /// let parent = tempfile::tempdir()?;
+    /// let dir = swap_api::SwapDir::create(parent.path())?;
+    /// assert!(dir.check_block_size(1 << 20));
+    /// assert_eq!(dir.check_block_size(3), dir.direct_io().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_block_size(&self, block_size: usize) -> bool {
+        let Some(dio) = self.inner.dio else {
+            return true;
+        };
+        let aligned = block_size % dio.align() == 0;
+        if !aligned {
+            tracing::warn!(
+                block_size,
+                alignment = dio.align(),
+                folder = %self.inner.path.display(),
+                "the block size is not a multiple of the direct-I/O alignment: every piece's unaligned part goes through the page cache"
+            );
+        }
+        aligned
     }
 
     /// Where the file with id `id` lives (whether or not it exists).

@@ -4,7 +4,6 @@ use std::io;
 use std::ptr::NonNull;
 use std::time::Instant;
 
-use super::checksum::crc;
 use super::engine::{IoEngine, IoRequest};
 use super::file::SwapFile;
 use super::ticket::{IoFailed, IoTicket};
@@ -98,7 +97,7 @@ fn submit_at<E: IoEngine, B: HostBuf>(
     if verify && op == IoOp::Write {
         // SAFETY: HostBuf guarantees ptr is readable for len bytes while we own buf.
         let bytes = unsafe { std::slice::from_raw_parts(buf.stable_ptr(), len) };
-        file.checksums().record(offset, len, crc(bytes));
+        file.checksums().record(offset, bytes);
     }
     let request = IoRequest {
         op,

@@ -187,7 +187,7 @@ impl SwapFile {
         self.inner.dir.dio.map(|d| (d.memory_align, d.offset_align))
     }
 
-    /// True when writes record a CRC32C that reads of the same range verify.
+    /// True when writes record a CRC32C per 4 KiB block that reads verify.
     pub fn checksummed(&self) -> bool {
         self.inner.dir.checksums
     }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::checksum::crc;
 use super::engine::IoPending;
 use super::file::SwapFile;
 use crate::{Error, HostBuf, IoOp, Rejected};
@@ -105,29 +104,26 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
         }
     }
 
-    /// Verifies a read against the CRC recorded when the range was written.
+    /// Verifies every 4 KiB block the read covers whole against the CRC
+    /// recorded when it was written.
     fn check(&self, buf: &B) -> crate::Result<()> {
         if !self.verify || self.op != IoOp::Read {
             return Ok(());
         }
-        let Some(expected) = self.file.checksums().expected(self.offset, self.len) else {
-            return Ok(());
-        };
         // SAFETY: the request has completed, so nothing writes the buffer;
         // HostBuf guarantees the pointer is valid for bytes_len() bytes.
         let bytes = unsafe { std::slice::from_raw_parts(buf.stable_ptr(), buf.bytes_len()) };
-        let actual = crc(bytes);
-        if actual == expected {
-            Ok(())
-        } else {
-            Err(Error::Checksum {
+        let bytes = &bytes[..self.len.min(bytes.len())];
+        self.file
+            .checksums()
+            .verify(self.offset, bytes)
+            .map_err(|m| Error::Checksum {
                 path: self.file.path().to_path_buf(),
-                offset: self.offset,
-                len: self.len,
-                expected,
-                actual,
+                offset: m.offset,
+                len: m.len,
+                expected: m.expected,
+                actual: m.actual,
             })
-        }
     }
 }
 

@@ -40,15 +40,18 @@ impl DataPath {
         if !direct {
             return Self::Pinned;
         }
-        let refused = if store.file().checksummed() {
-            "the swap folder has checksums on, and checksums are computed in host memory, \
-             which direct storage bypasses; turn checksums off to use it"
-                .to_owned()
-        } else {
-            match device.open_direct(store.file()) {
-                Ok(()) => return Self::Direct,
-                Err(err) => err.to_string(),
+        let refused = match device.open_direct(store.file()) {
+            Ok(()) => {
+                if store.file().checksummed() {
+                    tracing::warn!(
+                        "use_gds: tensors moved by direct storage bypass host memory, so their \
+                         bytes are not checksummed (the swap folder's CRC32C covers only what \
+                         goes through host memory)"
+                    );
+                }
+                return Self::Direct;
             }
+            Err(err) => err.to_string(),
         };
         tracing::warn!(
             reason = %refused,

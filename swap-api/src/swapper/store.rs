@@ -77,6 +77,7 @@ impl<E: IoEngine> SwapStore<E> {
                 ),
             });
         }
+        dir.check_block_size(engine.config().block_size);
         pool.register_with(&engine);
         let file = dir.create_file()?;
         Ok(Self {
