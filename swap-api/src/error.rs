@@ -132,6 +132,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// Page-locking failed because the process has as many memory mappings
+    /// as `vm.max_map_count` allows: each locked range splits off mappings
+    /// of its own, however far below `RLIMIT_MEMLOCK` the process is.
+    #[error("could not page-lock {len} bytes: the process has {mappings} memory mappings and vm.max_map_count is {limit} (each page-locked allocation is a mapping of its own, so many small pinned allocations reach it before any memlock limit); raise it (`sysctl -w vm.max_map_count={suggested}`), or pin fewer, larger buffers (fewer tensors, or a pinned pool)", suggested = limit.saturating_mul(4))]
+    MapCount {
+        /// Bytes that were to be locked.
+        len: usize,
+        /// Mappings the process has (`/proc/self/maps`).
+        mappings: u64,
+        /// `vm.max_map_count`.
+        limit: u64,
+    },
+
     /// Page-locking (pinning) host memory failed.
     #[error("could not page-lock {len} bytes: {cause}; raise RLIMIT_MEMLOCK (`ulimit -l`) or open the device with pinning off")]
     Pin {

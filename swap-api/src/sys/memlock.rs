@@ -97,10 +97,8 @@ impl Locked {
         if len != 0 {
             // SAFETY: the caller guarantees the range is mapped memory of ours.
             if unsafe { libc::mlock(ptr.cast(), len) } != 0 {
-                return Err(Error::Pin {
-                    len,
-                    cause: std::io::Error::last_os_error(),
-                });
+                let cause = std::io::Error::last_os_error();
+                return Err(diagnose(len, cause));
             }
         }
         Ok(Self {
@@ -118,11 +116,56 @@ impl Drop for Locked {
         // SAFETY: the range was locked by new() and, by its contract, is still
         // allocated. munlock cannot invalidate memory.
         if unsafe { libc::munlock(self.addr as *const libc::c_void, self.len) } != 0 {
-            tracing::warn!(
-                len = self.len,
-                error = %std::io::Error::last_os_error(),
-                "munlock failed; the pages stay locked until freed"
-            );
+            // Once: when it fails, it fails for every range (the map count).
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            let error = std::io::Error::last_os_error();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    len = self.len,
+                    %error,
+                    "munlock failed; the pages stay locked until freed (said once)"
+                );
+            });
+        }
+    }
+}
+
+/// The error for a failed `mlock`: [`Error::MapCount`] when the process
+/// is at `vm.max_map_count` (mlock says ENOMEM for that too), else
+/// [`Error::Pin`].
+fn diagnose(len: usize, cause: std::io::Error) -> Error {
+    if cause.raw_os_error() == Some(libc::ENOMEM) {
+        let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        let mappings = mapping_count();
+        if let (Some(limit), Some(mappings)) = (limit, mappings) {
+            // Locking may split a mapping in three: two more than it had.
+            if mappings.saturating_add(2) >= limit {
+                return Error::MapCount {
+                    len,
+                    mappings,
+                    limit,
+                };
+            }
+        }
+    }
+    Error::Pin { len, cause }
+}
+
+/// Lines of `/proc/self/maps`, counted through a small buffer: at the map
+/// limit a large allocation (which would need a mapping) fails.
+pub fn mapping_count() -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open("/proc/self/maps").ok()?;
+    let mut buf = [0u8; 4096];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
         }
     }
 }
