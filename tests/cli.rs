@@ -455,6 +455,28 @@ fn odd_block_sizes_and_emulated_direct_storage_are_named() {
     assert!(line.contains("page cache's, not the disk's"), "{line}");
 }
 
+/// A device bench whose buffers cannot fit in memory is refused before it
+/// allocates (it used to be killed by the kernel's OOM killer).
+#[test]
+fn a_device_bench_too_big_for_memory_is_refused_up_front() {
+    let half = tensorswap::sys::physical_memory().expect("physical memory") / 2;
+    let size = format!("{}K", half >> 10);
+    let out = tensorswap(&[
+        "bench",
+        "--only",
+        "device",
+        "--min-size",
+        &size,
+        "--max-size",
+        &size,
+        "--reps",
+        "1",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lower --max-size"), "{stderr}");
+}
+
 #[test]
 fn info_reports_io_uring_and_direct_io_of_a_folder() {
     let dir = tempfile::tempdir().expect("tempdir");

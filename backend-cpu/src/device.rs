@@ -210,4 +210,24 @@ mod tests {
         drop(mem);
         assert_eq!(probe.used(), 0);
     }
+
+    /// The default capacity is all of RAM; an allocation the kernel cannot
+    /// give now is `OutOfMemory` up front, not a job for the OOM killer.
+    #[test]
+    fn an_allocation_beyond_available_memory_is_refused_with_a_typed_error() {
+        let Some(physical) = swap_api::sys::physical_memory() else {
+            return;
+        };
+        let dev = CpuDevice::new().unwrap();
+        match dev.alloc(physical) {
+            Err(Error::OutOfMemory {
+                requested,
+                available: Some(available),
+                ..
+            }) => assert!(requested == physical && available < physical),
+            Err(other) => panic!("expected OutOfMemory, got {other}"),
+            Ok(_) => panic!("allocated all {physical} bytes of RAM"),
+        }
+        assert_eq!(dev.used(), 0, "the refused bytes went back to the budget");
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use swap_api::sys::aligned::AlignedAlloc;
 use swap_api::sys::memlock::Locked;
-use swap_api::sys::page_size;
+use swap_api::sys::{available_memory, page_size};
 use swap_api::{Error, Result};
 
 use crate::BACKEND;
@@ -108,6 +108,16 @@ impl CpuMemory {
             return Ok(Self {
                 block: Some(block),
                 budget: Arc::clone(budget),
+            });
+        }
+        // The capacity is all of RAM, which the rest of the process shares:
+        // memory the kernel cannot give now would come from the OOM killer.
+        if let Some(available) = available_memory().filter(|&a| len > a) {
+            budget.release(len);
+            return Err(Error::OutOfMemory {
+                backend: BACKEND,
+                requested: len,
+                available: Some(available),
             });
         }
         let alloc = match AlignedAlloc::zeroed(len, page_size()) {

@@ -65,6 +65,7 @@ pub(crate) fn run(
 ) -> anyhow::Result<()> {
     let sizes = sizes(args)?;
     let dev = open_device(backend)?;
+    budget(&dev, sizes.last().copied().unwrap_or(0))?;
     if !json {
         header(&dev, out)?;
     }
@@ -82,6 +83,25 @@ pub(crate) fn run(
         progress.inc(1);
     }
     progress.finish_and_clear();
+    Ok(())
+}
+
+/// Refuses, before allocating anything, a size whose buffers do not fit in
+/// the memory available now: two host buffers per size, and on the cpu
+/// backend a third for the "device".
+fn budget(dev: &AnyDevice, largest: usize) -> anyhow::Result<()> {
+    let buffers = if dev.info().backend == "cpu" { 3 } else { 2 };
+    let needed = largest.saturating_mul(buffers);
+    if let Some(available) = tensorswap::sys::available_memory() {
+        if needed > available {
+            bail!(
+                "--max-size {} needs {buffers} buffers of that size ({}), but {} of memory is available now; lower --max-size",
+                size::show_approx(largest),
+                size::show_approx(needed),
+                size::show_approx(available)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -31,6 +31,15 @@ pub fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
+/// Memory the kernel says can be allocated now without swapping
+/// (`MemAvailable` of `/proc/meminfo`), in bytes, if it tells.
+pub fn available_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Physical memory of this machine in bytes, if the OS tells.
 pub fn physical_memory() -> Option<usize> {
     // SAFETY: sysconf has no memory-safety preconditions.
