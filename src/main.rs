@@ -28,6 +28,10 @@ enum Command {
     /// Sweep block size x queue depth x parallelism and write the best
     /// DeepSpeed "aio" config (like ds_nvme_tune).
     Tune(cli::tune::TuneArgs),
+    /// Threads doing random operations on one swapper and one I/O engine
+    /// for a set time, every byte checked; the pool, files and folders
+    /// checked whole at the end.
+    Soak(cli::soak::SoakArgs),
 }
 
 /// Warnings, except wgpu's GL probe, which logs an error on every machine
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
             cli::bench::run(&bench, given, &mut out)
         }
         Command::Tune(tune) => cli::tune::run(&tune, &mut out),
+        Command::Soak(soak) => cli::soak::run(&soak, &mut out),
     };
     match outcome.and_then(|()| Ok(out.flush()?)) {
         Ok(()) => ExitCode::SUCCESS,

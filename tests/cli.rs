@@ -477,6 +477,29 @@ fn a_device_bench_too_big_for_memory_is_refused_up_front() {
     assert!(stderr.contains("lower --max-size"), "{stderr}");
 }
 
+/// The soak: eight threads on one swapper and one engine for a few seconds,
+/// every byte checked, nothing left behind.
+#[test]
+fn a_short_soak_checks_every_byte_and_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let out = tensorswap(&[
+        "soak",
+        "--seconds",
+        "3",
+        "--threads",
+        "8",
+        "--folder",
+        &folder,
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("0 wrong; pool whole"), "{stdout}");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("listing").count(), 0);
+    let out = tensorswap(&["soak", "--threads", "0"]);
+    assert!(!out.status.success() && text(&out.stderr).contains("--threads"));
+}
+
 #[test]
 fn info_reports_io_uring_and_direct_io_of_a_folder() {
     let dir = tempfile::tempdir().expect("tempdir");

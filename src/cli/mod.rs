@@ -7,6 +7,7 @@ pub(crate) mod info;
 pub(crate) mod interrupt;
 mod io_bench;
 pub(crate) mod size;
+pub(crate) mod soak;
 mod swap_bench;
 pub(crate) mod tune;
 
