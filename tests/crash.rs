@@ -156,3 +156,51 @@ fn sigint_sigterm_and_sighup_end_the_run_cleanly() {
         );
     }
 }
+
+/// The other modes stop cleanly too: the file bench, the device bench and
+/// `tune`, each signalled a moment into its run, exit 128 + the signal and
+/// leave their folder empty.
+#[test]
+fn every_mode_ends_cleanly_on_a_signal() {
+    for (args, signal) in [
+        (
+            &[
+                "bench", "--only", "files", "--size", "64M", "--loops", "100",
+            ][..],
+            libc::SIGINT,
+        ),
+        (&["bench", "--only", "device"][..], libc::SIGTERM),
+        (
+            &["tune", "--size", "64M", "--loops", "20"][..],
+            libc::SIGHUP,
+        ),
+    ] {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let output = parent.path().join("aio.json");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tensorswap"));
+        command
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if args[0] == "tune" {
+            command.arg("--output").arg(&output);
+        }
+        if args.contains(&"files") || args[0] == "tune" {
+            command.arg("--folder").arg(parent.path());
+        }
+        let child = command.spawn().expect("the tensorswap binary runs");
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = i32::try_from(child.id()).expect("a pid");
+        // SAFETY: kill takes plain integers; pid is our own unreaped child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let out = child.wait_with_output().expect("the child is reaped");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + signal), "{args:?}: {stderr}");
+        assert!(stderr.contains("interrupted by"), "{args:?}: {stderr}");
+        assert!(
+            entries(parent.path()).is_empty(),
+            "{args:?} left {:?}",
+            entries(parent.path())
+        );
+    }
+}
