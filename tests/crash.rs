@@ -116,6 +116,30 @@ fn sigkill_at_random_moments_leaves_no_bytes_and_the_next_run_clears_the_folder(
     );
 }
 
+/// Sends `signal` to `child` and waits for it, reading the rest of its
+/// stdout (kept open until then: a closed pipe would end the run on its
+/// own) and its stderr.
+fn interrupt(
+    mut child: Child,
+    signal: i32,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
+) -> (std::process::ExitStatus, String) {
+    let pid = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: kill takes plain integers; pid is our own unreaped child.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    if let Some(mut stdout) = stdout {
+        std::io::copy(&mut stdout, &mut std::io::sink()).expect("the rest of stdout");
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    (child.wait().expect("the child is reaped"), stderr)
+}
+
 #[test]
 fn sigint_sigterm_and_sighup_end_the_run_cleanly() {
     for (signal, name) in [
@@ -125,24 +149,12 @@ fn sigint_sigterm_and_sighup_end_the_run_cleanly() {
     ] {
         let parent = tempfile::tempdir().expect("tempdir");
         let mut child = bench(parent.path());
-        // The first line is printed once the tensors are registered. The
-        // reader stays open: a closed pipe would end the run on its own.
+        // The first line is printed once the tensors are registered.
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("a first line");
         assert!(line.starts_with("tensorswap bench"), "{line}");
-        let pid = i32::try_from(child.id()).expect("a pid");
-        // SAFETY: kill takes plain integers; pid is our own unreaped child.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-        std::io::copy(&mut stdout, &mut std::io::sink()).expect("the rest of stdout");
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut stderr)
-            .expect("stderr");
-        let status = child.wait().expect("the child is reaped");
+        let (status, stderr) = interrupt(child, signal, Some(stdout));
         assert_eq!(status.code(), Some(128 + signal), "{name}: {stderr}");
         assert!(
             stderr.contains(&format!("interrupted by {name}")),
@@ -190,12 +202,8 @@ fn every_mode_ends_cleanly_on_a_signal() {
         }
         let child = command.spawn().expect("the tensorswap binary runs");
         std::thread::sleep(Duration::from_millis(1500));
-        let pid = i32::try_from(child.id()).expect("a pid");
-        // SAFETY: kill takes plain integers; pid is our own unreaped child.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-        let out = child.wait_with_output().expect("the child is reaped");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(128 + signal), "{args:?}: {stderr}");
+        let (status, stderr) = interrupt(child, signal, None);
+        assert_eq!(status.code(), Some(128 + signal), "{args:?}: {stderr}");
         assert!(stderr.contains("interrupted by"), "{args:?}: {stderr}");
         assert!(
             entries(parent.path()).is_empty(),
