@@ -9,6 +9,10 @@
 #
 #   scripts/fio-side-by-side.sh [--folder DIR] [--size 1G] [--bs 1M] [--qd 8]
 #                               [--io-size SIZE] [--pairs 3] [--engine uring]
+#                               [--dry-run]
+#
+# --dry-run prints the two commands of a pair and exits (no build, no fio).
+# The binary is taken from $CARGO_TARGET_DIR (default: target/ of the repo).
 #
 # Without --io-size, tensorswap submits one request of --size split into
 # --bs pieces (fio: one job streaming --bs blocks at --qd). With --io-size,
@@ -19,7 +23,7 @@
 # Needs fio (apt-get install fio) and python3.
 set -euo pipefail
 
-folder=${TMPDIR:-/tmp}; size=1G; bs=1M; qd=8; io_size=; pairs=3; engine=uring
+folder=${TMPDIR:-/tmp}; size=1G; bs=1M; qd=8; io_size=; pairs=3; engine=uring; dry_run=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --folder) folder=$2; shift 2 ;;
@@ -29,19 +33,24 @@ while [[ $# -gt 0 ]]; do
     --io-size) io_size=$2; shift 2 ;;
     --pairs) pairs=$2; shift 2 ;;
     --engine) engine=$2; shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-command -v fio >/dev/null || { echo "fio is not installed (apt-get install -y fio)" >&2; exit 1; }
-
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 ours_bin="${CARGO_TARGET_DIR:-$root/target}/release/tensorswap"
-[[ -x $ours_bin ]] || { echo "built, but $ours_bin is missing" >&2; exit 1; }
 fio_bs=${io_size:-$bs}
 ours_args=(bench --only files --json --folder "$folder" --size "$size" --block-size "$bs"
            --queue-depth "$qd" --engine "$engine" --loops 1)
 [[ -n $io_size ]] && ours_args+=(--io-size "$io_size")
+if ((dry_run)); then
+  echo "ours: $ours_bin ${ours_args[*]}"
+  echo "fio: fio --name=side --ioengine=io_uring --direct=1 --bs=$fio_bs --iodepth=$qd --size=$size --numjobs=1 ${FIO_EXTRA:-}"
+  exit 0
+fi
+command -v fio >/dev/null || { echo "fio is not installed (apt-get install -y fio)" >&2; exit 1; }
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+[[ -x $ours_bin ]] || { echo "built, but $ours_bin is missing" >&2; exit 1; }
 work=$(mktemp -d "$folder/fio-side-by-side.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 

@@ -500,6 +500,27 @@ fn a_short_soak_checks_every_byte_and_leaves_nothing() {
     assert!(!out.status.success() && text(&out.stderr).contains("--threads"));
 }
 
+/// The fio comparison script runs the binary cargo built, wherever
+/// `CARGO_TARGET_DIR` puts it (it used to look only in `target/`).
+#[test]
+fn the_fio_script_finds_the_binary_under_cargo_target_dir() {
+    let out = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/fio-side-by-side.sh"
+        ))
+        .arg("--dry-run")
+        .env("CARGO_TARGET_DIR", "/elsewhere/target")
+        .output()
+        .expect("bash runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("ours: /elsewhere/target/release/tensorswap bench"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn info_reports_io_uring_and_direct_io_of_a_folder() {
     let dir = tempfile::tempdir().expect("tempdir");

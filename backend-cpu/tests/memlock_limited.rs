@@ -105,7 +105,11 @@ fn pool_over_the_limit() -> Result<(), Box<dyn StdError>> {
     }
     match builder.pinning(Pinning::Required).build() {
         Err(e @ Error::MemlockBudget { requested, limit }) => {
-            if requested != 16 << 20 || limit != LIMIT || !e.to_string().contains("ulimit -l") {
+            // The message names the fixes of every caller (the DeepSpeed knob
+            // names are wrong for the CLI), and no fallback that already ran.
+            let text = e.to_string();
+            let generic = !text.contains("buffer_count") && !text.contains("fallback");
+            if requested != 16 << 20 || limit != LIMIT || !text.contains("ulimit -l") || !generic {
                 return Err(format!("unexpected budget error: {e}").into());
             }
             Ok(())
