@@ -338,3 +338,36 @@ pub(crate) fn table_row(m: Option<&IoMeasurement>) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text is one of the engines (and prints back as itself) or an
+        /// error listing the known ones; never a panic.
+        #[test]
+        fn any_text_is_an_engine_or_names_the_known_ones(text in any::<String>()) {
+            match parse_engine(&text) {
+                Ok(kind) => prop_assert_eq!(parse_engine(&kind.to_string()).ok(), Some(kind)),
+                Err(message) => prop_assert!(message.contains("known: auto, uring, threads"), "{}", message),
+            }
+        }
+    }
+
+    #[test]
+    fn the_engine_names_parse() {
+        for (text, kind) in [
+            ("auto", EngineKind::Auto),
+            ("uring", EngineKind::Uring),
+            ("io_uring", EngineKind::Uring),
+            ("threads", EngineKind::Threads),
+        ] {
+            assert_eq!(parse_engine(text), Ok(kind));
+        }
+    }
+}
