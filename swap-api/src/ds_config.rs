@@ -186,7 +186,7 @@ const MAX_MESSAGE: usize = 2000;
 /// `message` with every run of more than [`MAX_WORD`] non-space characters
 /// cut to its start and its length, and at most [`MAX_MESSAGE`] bytes in
 /// all: a 50 MB key must not come back whole in an error.
-fn bounded(message: &str) -> String {
+pub(crate) fn bounded(message: &str) -> String {
     let mut out = String::new();
     for (i, word) in message.split(' ').enumerate() {
         if i > 0 {

@@ -31,7 +31,9 @@ impl FromStr for EngineKind {
             "uring" | "io_uring" => Ok(Self::Uring),
             "threads" => Ok(Self::Threads),
             other => Err(Error::Config {
-                reason: format!("unknown engine `{other}`; known: auto, uring, threads"),
+                reason: crate::ds_config::bounded(&format!(
+                    "unknown engine `{other}`; known: auto, uring, threads"
+                )),
             }),
         }
     }
