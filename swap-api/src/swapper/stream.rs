@@ -110,10 +110,10 @@ pub(crate) fn read<E: IoEngine>(
         if wanted.is_empty() {
             continue;
         }
-        if let Some(error) = &stalled {
+        if let Some(error) = stalled {
             wanted
                 .iter()
-                .for_each(|c| sink.consume(c, Err((*error).into())));
+                .for_each(|c| sink.consume(c, Err(error.into())));
             continue;
         }
         let slab = match lease(store.pool(), &mut inflight, |front| finish(sink, front)) {
