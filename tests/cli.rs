@@ -445,6 +445,8 @@ fn odd_block_sizes_and_emulated_direct_storage_are_named() {
         "--loops",
         "1",
         "--gds",
+        "--backend",
+        "cpu",
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
