@@ -104,8 +104,8 @@ pub use rejected::Rejected;
 pub use storage::UringEngine;
 pub use storage::{
     wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine, IoDone,
-    IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, StaleSweep, SwapDir, SwapFile,
-    ThreadEngine,
+    IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, NamedOptions, StaleSweep,
+    SwapDir, SwapFile, ThreadEngine,
 };
 pub use tensor::{padded_len, HostTensor};
 pub use transfer::{wait_all, Done, Failed, Transfer, TransferResult};

@@ -100,3 +100,92 @@ pub fn files_removed_unless_kept<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     }
     Ok(())
 }
+
+/// Files the caller names, by path or by a lent descriptor, under both
+/// direct-I/O policies: aligned and unaligned writes and reads move byte for
+/// byte; the file keeps its name and bytes after the handle drops and is not
+/// truncated on reopening (only when asked); a read-only file refuses writes
+/// with a typed error; a missing file or a folder is `Error::File`; the
+/// caller's descriptor stays open and usable.
+pub fn named_files<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileExt;
+    use swap_api::{DirectIo, NamedOptions, SwapFile};
+
+    let engine = ctx.engine()?;
+    let parent = super::scratch::scratch_parent()?;
+    let io = |e: std::io::Error| CaseError(e.to_string());
+    for policy in [DirectIo::Auto, DirectIo::Off] {
+        let path = parent.path().join(format!("model-{policy:?}.bin"));
+        let write = NamedOptions::read_write().create(true).direct_io(policy);
+        let file = SwapFile::open_named(&path, write)?;
+        let (a, b) = (pattern(1, 1 << 20), pattern(2, 10_001));
+        engine.write(&file, 0, a.clone())?.wait()?;
+        engine.write(&file, 4097, b.clone())?.wait()?;
+        let mut want = a;
+        want[4097..4097 + b.len()].copy_from_slice(&b);
+        let back = engine.read(&file, 0, vec![0u8; want.len()])?.wait()?;
+        expect_bytes("a named file read back", &back.buf, &want)?;
+        drop(file);
+        let on_disk = std::fs::read(&path).map_err(io)?;
+        expect_bytes("the named file on disk after the drop", &on_disk, &want)?;
+
+        // Reopened for writing: not truncated.
+        let again = SwapFile::open_named(&path, NamedOptions::read_write().direct_io(policy))?;
+        check!(
+            again.len()? == want.len() as u64,
+            "reopening truncated the file"
+        );
+        drop(again);
+
+        // Read only: reads work, writes are refused with a typed error.
+        let read = SwapFile::open_named(&path, NamedOptions::read_only().direct_io(policy))?;
+        let part = engine.read(&read, 300, vec![0u8; 70_000])?.wait()?;
+        expect_bytes("a read-only sub-range", &part.buf, &want[300..70_300])?;
+        let refused = match engine.write(&read, 0, vec![1u8; 4096]) {
+            Ok(ticket) => ticket.wait().err().map(|f| f.error),
+            Err(rejected) => Some(rejected.error),
+        };
+        check!(
+            matches!(refused, Some(Error::Io { .. })),
+            "writing a read-only file: expected an Io error, got {refused:?}"
+        );
+        drop(read);
+
+        // A lent descriptor: read through it; the caller's stays open.
+        let own = std::fs::File::open(&path).map_err(io)?;
+        let lent = SwapFile::from_fd(own.as_fd(), NamedOptions::read_only().direct_io(policy))?;
+        let part = engine.read(&lent, 4096, vec![0u8; 8192])?.wait()?;
+        expect_bytes(
+            "a read through a lent descriptor",
+            &part.buf,
+            &want[4096..12_288],
+        )?;
+        drop(lent);
+        let mut first = [0u8; 16];
+        own.read_exact_at(&mut first, 0).map_err(io)?;
+        check!(
+            first[..] == want[..16],
+            "the caller's descriptor no longer reads its file"
+        );
+
+        // Truncation only when asked.
+        let cut = SwapFile::open_named(&path, NamedOptions::read_write().truncate(true))?;
+        check!(cut.is_empty()?, "truncate(true) left {} bytes", cut.len()?);
+        ctx.checked(1);
+    }
+    for (what, path) in [
+        ("a missing file", parent.path().join("missing.bin")),
+        ("a folder", parent.path().to_path_buf()),
+    ] {
+        match SwapFile::open_named(&path, NamedOptions::read_only()) {
+            Err(Error::File { .. }) => {}
+            other => {
+                return Err(CaseError(format!(
+                    "opening {what}: expected Error::File, got {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}

@@ -11,7 +11,9 @@ mod scratch;
 
 pub use errors::{checksum_mismatch, missing_file, read_past_end};
 pub use faults::{eio_on_read, enospc_on_write};
-pub use files::{files_removed_unless_kept, replace_truncates_stale_tail, symlink_not_followed};
+pub use files::{
+    files_removed_unless_kept, named_files, replace_truncates_stale_tail, symlink_not_followed,
+};
 pub use many::{drop_engine_in_flight, many_in_flight_any_order, poll_and_wait_all};
 pub use pool::{pool_back_pressure, pool_slabs_through_engine};
 pub use roundtrip::{edge_sizes, random_requests, sparse_beyond_4gib, sub_ranges};
@@ -44,6 +46,7 @@ pub fn all<E: IoEngine>() -> Vec<Case<E>> {
         files::symlink_not_followed,
         files::replace_truncates_stale_tail,
         files::files_removed_unless_kept,
+        files::named_files,
         pool::pool_back_pressure,
         pool::pool_slabs_through_engine,
     ]

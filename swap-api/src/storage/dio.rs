@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use super::stale::PROBE_PREFIX;
-use crate::sys::fs::{open_at, statx_dio, unlink_at};
+use crate::sys::fs::{open_at, statx_dio, unlink_at, DioAlign};
 use crate::{Error, Result};
 
 /// Whether swap files are opened with `O_DIRECT` (bypassing the page cache).
@@ -102,7 +102,13 @@ impl DioSupport {
                 })
             }
         };
-        Ok(match reported {
+        Ok(Self::from_statx(supported, reported))
+    }
+
+    /// What `statx` reported (when it did, with both alignments set), or the
+    /// alignment assumed everywhere else.
+    pub(super) fn from_statx(supported: bool, reported: Option<DioAlign>) -> Self {
+        match reported {
             Some(a) if supported && a.memory > 0 && a.offset > 0 => Self {
                 supported,
                 memory_align: a.memory as usize,
@@ -115,7 +121,7 @@ impl DioSupport {
                 offset_align: ASSUMED_ALIGN,
                 source: "assumed",
             },
-        })
+        }
     }
 
     /// The larger of the two alignments: what a buffer, offset and length

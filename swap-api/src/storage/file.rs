@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::checksum::ChecksumLog;
+use super::dio::DioSupport;
 use super::dir::DirInner;
 use crate::sys::fs::{fallocate, unlink_at};
 use crate::{Error, Result};
@@ -27,15 +28,21 @@ pub struct SwapFile {
 }
 
 #[derive(Debug)]
-struct FileInner {
-    dir: Arc<DirInner>,
-    id: u64,
-    path: PathBuf,
-    buffered: File,
-    direct: Option<File>,
-    checksums: ChecksumLog,
+pub(super) struct FileInner {
+    /// The swap folder, kept alive while its files are, so it is removed
+    /// after them (`None` for a file the caller named).
+    pub(super) _dir: Option<Arc<DirInner>>,
+    /// Direct-I/O alignment, when `direct` is open.
+    pub(super) dio: Option<DioSupport>,
+    /// Writes record, and reads verify, CRCs.
+    pub(super) checksummed: bool,
+    pub(super) id: u64,
+    pub(super) path: PathBuf,
+    pub(super) buffered: File,
+    pub(super) direct: Option<File>,
+    pub(super) checksums: ChecksumLog,
     /// Backends' per-file state ([`SwapFile::attachment`]).
-    attachments: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
+    pub(super) attachments: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
 }
 
 impl SwapFile {
@@ -73,20 +80,27 @@ impl SwapFile {
             unlink_at(&dir.handle, &name).map_err(err("unlink"))?;
         }
         let direct = direct?;
-        Ok(Self {
-            inner: Arc::new(FileInner {
-                dir,
-                id,
-                path,
-                buffered,
-                direct,
-                checksums: ChecksumLog::default(),
-                attachments: Mutex::default(),
-            }),
-        })
+        Ok(Self::from_inner(FileInner {
+            dio: dir.dio,
+            checksummed: dir.checksums,
+            _dir: Some(dir),
+            id,
+            path,
+            buffered,
+            direct,
+            checksums: ChecksumLog::default(),
+            attachments: Mutex::default(),
+        }))
     }
 
-    /// The internal id the file is named after.
+    pub(super) fn from_inner(inner: FileInner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The internal id the file is named after (0 for a file opened by the
+    /// caller's name or descriptor, [`SwapFile::open_named`]).
     pub fn id(&self) -> u64 {
         self.inner.id
     }
@@ -184,12 +198,12 @@ impl SwapFile {
     /// Direct-I/O alignment (memory, offset) when the file uses direct I/O.
     pub(crate) fn dio_align(&self) -> Option<(usize, usize)> {
         self.inner.direct.as_ref()?;
-        self.inner.dir.dio.map(|d| (d.memory_align, d.offset_align))
+        self.inner.dio.map(|d| (d.memory_align, d.offset_align))
     }
 
     /// True when writes record a CRC32C per 4 KiB block that reads verify.
     pub fn checksummed(&self) -> bool {
-        self.inner.dir.checksums
+        self.inner.checksummed
     }
 
     pub(crate) fn checksums(&self) -> &ChecksumLog {
@@ -216,7 +230,7 @@ impl Drop for FileInner {
 }
 
 /// Fails unless both descriptors name the same inode.
-fn same_file(a: &File, b: &File) -> io::Result<()> {
+pub(super) fn same_file(a: &File, b: &File) -> io::Result<()> {
     let (a, b) = (a.metadata()?, b.metadata()?);
     if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
         Ok(())

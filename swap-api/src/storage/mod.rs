@@ -4,7 +4,9 @@
 //! - [`SwapDir`] / [`SwapFile`]: private folder, files opened once and
 //!   unlinked at once (nothing left behind by a crash; [`StaleSweep`] removes
 //!   the folders of dead processes), direct I/O decided per file system
-//!   ([`DirectIo`], [`DioSupport`]).
+//!   ([`DirectIo`], [`DioSupport`]); files the caller names, by path or
+//!   descriptor ([`SwapFile::open_named`], [`NamedOptions`]), for the same
+//!   engines, never unlinked.
 //! - [`IoEngine`]: the engine contract; [`UringEngine`] (Linux io_uring),
 //!   [`ThreadEngine`] (`pread`/`pwrite` threads), [`AnyEngine`] (chosen at run
 //!   time), [`FaultyEngine`] (injects OS errors).
@@ -19,6 +21,7 @@ mod engine;
 mod ext;
 mod faulty;
 mod file;
+mod named;
 mod piece;
 mod stale;
 mod threads;
@@ -33,6 +36,7 @@ pub use engine::{IoEngine, IoPending, IoRequest, Region};
 pub use ext::{IoEngineExt, Submitted};
 pub use faulty::{FaultyEngine, FaultyEnginePending};
 pub use file::SwapFile;
+pub use named::NamedOptions;
 pub use stale::StaleSweep;
 pub use threads::ThreadEngine;
 pub use ticket::{wait_all_io, IoDone, IoFailed, IoResult, IoTicket};
