@@ -169,6 +169,19 @@ pub fn named_files<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
             "the caller's descriptor no longer reads its file"
         );
 
+        // An O_APPEND descriptor would turn every write into an append.
+        let append = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        check!(
+            matches!(
+                SwapFile::from_fd(append.as_fd(), NamedOptions::read_write()),
+                Err(Error::Config { .. })
+            ),
+            "an O_APPEND descriptor was accepted for writing"
+        );
+
         // Truncation only when asked.
         let cut = SwapFile::open_named(&path, NamedOptions::read_write().truncate(true))?;
         check!(cut.is_empty()?, "truncate(true) left {} bytes", cut.len()?);

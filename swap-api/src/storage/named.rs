@@ -144,9 +144,21 @@ impl SwapFile {
     /// Like [`open_named`](Self::open_named), on a descriptor the caller
     /// lends: it is duplicated, so the caller's descriptor stays theirs and
     /// is never closed here. `options.write` must match how it was opened;
-    /// `create` and `truncate` do not apply.
+    /// `create` and `truncate` do not apply. A descriptor opened with
+    /// `O_APPEND` is refused for writing: Linux appends every positional
+    /// write to it, whatever its offset.
     pub fn from_fd(fd: BorrowedFd<'_>, options: NamedOptions) -> Result<Self> {
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        // SAFETY: F_GETFL only reads the descriptor's status flags.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        if options.write && flags >= 0 && flags & libc::O_APPEND != 0 {
+            return Err(Error::Config {
+                reason: format!(
+                    "{}: the descriptor was opened with O_APPEND, which makes every positional write an append; open it without O_APPEND to write through the engines",
+                    path.display()
+                ),
+            });
+        }
         let buffered = fd
             .try_clone_to_owned()
             .map(File::from)
