@@ -178,6 +178,16 @@ impl CpuMemory {
         self.alloc().as_slice()
     }
 
+    /// The bytes, to fill or change in place (through
+    /// [`DeviceBuffer::memory_mut`](swap_api::DeviceBuffer::memory_mut), which
+    /// only an owned buffer, in no transfer, gives).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        match &mut self.block {
+            Some(block) => block.alloc.as_mut_slice(),
+            None => unreachable!("the block is only taken in drop"),
+        }
+    }
+
     /// True when the memory is page-locked.
     pub fn is_locked(&self) -> bool {
         self.block.as_ref().is_some_and(|b| b.lock.is_some())

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext, CudaStream};
 use swap_api::sys::page_size;
-use swap_api::{Capabilities, Device, DeviceInfo, Direction, Error, OwnerToken, Result};
+use swap_api::{
+    Capabilities, Device, DeviceBuffer, DeviceInfo, Direction, Error, OwnerToken, Result,
+};
 
 use crate::driver::{self, failed};
 use crate::memory::CudaMemory;
@@ -86,6 +88,49 @@ impl CudaDevice {
     /// The context, to run your own kernels next to the transfers.
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.shared.ctx
+    }
+
+    /// Lends another library's device memory to tensorswap (a candle
+    /// tensor's `CudaSlice`, say) as a buffer for the transfer API and the
+    /// swappers, with no copy. `keep` is held until the buffer drops, and
+    /// nothing frees the memory here.
+    ///
+    /// # Safety
+    ///
+    /// `ptr..ptr + len` is device memory of this device's context that stays
+    /// allocated while `keep` lives, and that nothing writes while a
+    /// transfer of tensorswap uses it. Work queued on other streams that
+    /// writes it must be ordered first ([`CudaDevice::wait_for`]).
+    pub unsafe fn adopt(
+        &self,
+        ptr: sys::CUdeviceptr,
+        len: usize,
+        keep: Box<dyn std::any::Any + Send + Sync>,
+    ) -> DeviceBuffer<CudaDevice> {
+        let shared = &self.shared;
+        // SAFETY: forwarded from this function's contract.
+        let memory = unsafe { CudaMemory::lent(&shared.owner, &shared.down, ptr, len, keep) };
+        // SAFETY: `len` bytes of this device's memory, by the contract above.
+        unsafe { DeviceBuffer::from_memory(memory, len, BACKEND) }
+    }
+
+    /// Orders this device's transfers after the work queued on `stream` so
+    /// far (e.g. the kernels of a framework that wrote a tensor about to be
+    /// swapped out): both of its streams wait for an event recorded there.
+    pub fn wait_for(&self, stream: &CudaStream) -> Result<()> {
+        let shared = &self.shared;
+        shared
+            .ctx
+            .bind_to_thread()
+            .map_err(|e| failed("bind context", &e))?;
+        let event = stream
+            .record_event(None)
+            .map_err(|e| failed("record an event", &e))?;
+        shared
+            .up
+            .wait(&event)
+            .and_then(|()| shared.down.wait(&event))
+            .map_err(|e| failed("order streams", &e))
     }
 
     /// Binds the context, runs one async operation on `stream` (`start`

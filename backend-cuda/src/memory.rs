@@ -1,6 +1,8 @@
 //! Device memory of the CUDA backend: one driver allocation, stream-ordered
 //! where the device has memory pools.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 
 use cudarc::driver::{result, sys, CudaContext, CudaStream, DriverError};
@@ -10,16 +12,49 @@ use crate::driver::{describe, failed};
 use crate::BACKEND;
 
 /// A CUDA device allocation; freed on drop (stream-ordered where the device
-/// supports it), also after the device handle is gone.
-#[derive(Debug)]
+/// supports it), also after the device handle is gone. Memory another
+/// library owns and lent ([`CudaDevice::adopt`](crate::CudaDevice::adopt))
+/// is not freed: dropping it drops what keeps that library's allocation
+/// alive.
 pub struct CudaMemory {
     /// 0 for a zero-length allocation, which the driver refuses to make.
     ptr: sys::CUdeviceptr,
     len: usize,
     /// The stream it was allocated on and is freed on.
     stream: Arc<CudaStream>,
-    pooled: bool,
+    origin: Origin,
     owner: OwnerToken,
+}
+
+/// Who frees the memory.
+enum Origin {
+    /// We do; `pooled`: it came from the device's memory pool.
+    Ours { pooled: bool },
+    /// Another library does, once the value it lent with it drops.
+    Lent(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
+    /// Nobody here any more (handed over by [`CudaMemory::into_raw`]).
+    HandedOver,
+}
+
+impl fmt::Debug for CudaMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origin = match self.origin {
+            Origin::Ours { pooled } => {
+                if pooled {
+                    "pool"
+                } else {
+                    "cuMemAlloc"
+                }
+            }
+            Origin::Lent(_) => "lent",
+            Origin::HandedOver => "handed over",
+        };
+        f.debug_struct("CudaMemory")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .field("origin", &origin)
+            .finish()
+    }
 }
 
 impl CudaMemory {
@@ -60,9 +95,58 @@ impl CudaMemory {
             ptr,
             len,
             stream: Arc::clone(stream),
-            pooled,
+            origin: Origin::Ours { pooled },
             owner: owner.clone(),
         })
+    }
+
+    /// Memory another library allocated in this context and lends for as
+    /// long as `keep` lives (e.g. a clone of the framework tensor that owns
+    /// it).
+    ///
+    /// # Safety
+    ///
+    /// `ptr..ptr + len` is device memory of `stream`'s context that stays
+    /// allocated while `keep` lives, and that nothing writes while a
+    /// transfer of tensorswap uses it.
+    pub(crate) unsafe fn lent(
+        owner: &OwnerToken,
+        stream: &Arc<CudaStream>,
+        ptr: sys::CUdeviceptr,
+        len: usize,
+        keep: Box<dyn Any + Send + Sync>,
+    ) -> Self {
+        Self {
+            ptr: if len == 0 { 0 } else { ptr },
+            len,
+            stream: Arc::clone(stream),
+            origin: Origin::Lent(keep),
+            owner: owner.clone(),
+        }
+    }
+
+    /// Gives up the allocation without freeing it: its address and length,
+    /// and whether it came from the device's memory pool (freed with
+    /// `cuMemFreeAsync`) or not (`cuMemFree`). The caller frees it from
+    /// then on (e.g. a cudarc `CudaSlice` made with `upgrade_device_ptr`,
+    /// which frees by the same rule). Lent memory is not ours to give:
+    /// `Unsupported`, and it comes back unchanged.
+    pub fn into_raw(
+        mut self,
+    ) -> std::result::Result<(sys::CUdeviceptr, usize, bool), (Error, Self)> {
+        match self.origin {
+            Origin::Ours { pooled } => {
+                self.origin = Origin::HandedOver;
+                Ok((self.ptr, self.len, pooled))
+            }
+            _ => Err((
+                Error::Unsupported {
+                    component: BACKEND,
+                    what: String::from("handing over memory that another library lent"),
+                },
+                self,
+            )),
+        }
     }
 
     /// The device address, to hand to kernels or other CUDA libraries (while
@@ -105,6 +189,9 @@ fn alloc_error(ctx: &CudaContext, len: usize, error: &DriverError) -> Error {
 
 impl Drop for CudaMemory {
     fn drop(&mut self) {
+        let Origin::Ours { pooled } = self.origin else {
+            return;
+        };
         if self.ptr == 0 {
             return;
         }
@@ -112,7 +199,7 @@ impl Drop for CudaMemory {
             // SAFETY: allocated by `allocate` and freed only here; the Device
             // contract has every transfer using it waited before the drop.
             unsafe {
-                if self.pooled {
+                if pooled {
                     result::free_async(self.ptr, self.stream.cu_stream())
                 } else {
                     result::free_sync(self.ptr)

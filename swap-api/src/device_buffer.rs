@@ -39,10 +39,35 @@ impl<D: Device> DeviceBuffer<D> {
         self.backend
     }
 
+    /// Wraps memory a backend made outside [`crate::DeviceExt::alloc`] (e.g.
+    /// a framework's allocation the backend adopted), for the safe transfer
+    /// API and the swappers.
+    ///
+    /// # Safety
+    ///
+    /// `memory` is at least `len` bytes of `backend`'s device memory that
+    /// nothing else reads or writes while this buffer is in a transfer.
+    pub unsafe fn from_memory(memory: D::Memory, len: usize, backend: &'static str) -> Self {
+        Self::new(memory, len, backend)
+    }
+
     /// The backend's handle, for backend-specific interop (e.g. handing a CUDA
     /// allocation to a kernel).
     pub fn memory(&self) -> &D::Memory {
         &self.memory
+    }
+
+    /// The backend's handle, to fill or change the memory in place (e.g. the
+    /// cpu backend's bytes). An owned buffer is in no transfer: transfers
+    /// take it by value until they complete.
+    pub fn memory_mut(&mut self) -> &mut D::Memory {
+        &mut self.memory
+    }
+
+    /// The backend's handle, leaving the buffer (to hand the allocation to
+    /// a framework that frees it itself).
+    pub fn into_memory(self) -> D::Memory {
+        self.memory
     }
 }
 

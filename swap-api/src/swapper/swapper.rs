@@ -431,6 +431,58 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
         Ok(())
     }
 
+    /// Hands over the device copy of a resident tensor whose stored copy is
+    /// still current (waiting while it is being swapped in), and leaves the
+    /// tensor `Stored`, as [`release`](Self::release) does: the caller owns
+    /// the memory from then on, and a later swap-in reads the stored copy
+    /// again. This is how a framework takes a swapped-in tensor as its own
+    /// allocation, with no copy.
+    ///
+    /// Refused while a [`TensorHandle`] of it is alive, and for a tensor whose
+    /// device copy is newer than its stored one.
+    pub fn take(&self, id: TensorId) -> Result<DeviceBuffer<D>> {
+        let mut table = self.shared.lock();
+        loop {
+            let entry = table.entry(id)?;
+            match &entry.slot {
+                Slot::SwappingIn => table = self.shared.wait(table),
+                Slot::Resident { buf, clean: true } if Arc::strong_count(buf) == 1 => break,
+                Slot::Resident { clean: true, .. } => {
+                    return Err(entry.refuse(id, "take", "; a handle from get() is still alive: drop it first"))
+                }
+                Slot::Resident { .. } => {
+                    return Err(entry.refuse(
+                        id,
+                        "take",
+                        "; its stored copy is not current (never swapped out, or a swap-out failed): swap_out writes it",
+                    ))
+                }
+                _ => {
+                    return Err(entry.failure(id).unwrap_or_else(|| {
+                        entry.refuse(id, "take", "; swap_in or prefetch it first")
+                    }))
+                }
+            }
+        }
+        let entry = table.entry_mut(id)?;
+        match std::mem::replace(&mut entry.slot, Slot::Stored) {
+            Slot::Resident { buf, clean } => match Arc::try_unwrap(buf) {
+                Ok(buf) => {
+                    self.shared.changed.notify_all();
+                    Ok(buf)
+                }
+                Err(buf) => {
+                    entry.slot = Slot::Resident { buf, clean };
+                    Err(entry.refuse(id, "take", "; a handle from get() is still alive"))
+                }
+            },
+            other => {
+                entry.slot = other;
+                Err(entry.refuse(id, "take", ""))
+            }
+        }
+    }
+
     /// Forgets a tensor that is not being swapped: its device copy (once no
     /// handle holds it), its file extent or host memory are freed.
     pub fn remove(&self, id: TensorId) -> Result<()> {

@@ -1,0 +1,351 @@
+//! [`Offloader`]: candle tensors swapped out to NVMe by id and back.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use backend_cpu::CpuDevice;
+use candle_core::{DType, Device, DeviceLocation, Shape, Tensor};
+use swap_api::swapper::{SwapStore, SwapTicket, Swapper, TensorId, TensorMeta, TensorState};
+use swap_api::{DeviceExt, EngineKind};
+
+use crate::host::with_cpu_bytes;
+use crate::{Error, Result};
+
+/// Swaps candle tensors out to a private swap folder and back, by id.
+///
+/// - [`swap_out`](Self::swap_out) takes any tensor: CPU or CUDA storage
+///   (`cuda` feature), every dtype candle has; a non-contiguous one is made
+///   contiguous first. It returns at once with a ticket; the tensor's
+///   memory is released once the write is done and the caller's last
+///   reference is gone (the offloader keeps one reference until then).
+/// - [`prefetch`](Self::prefetch) starts reading tensors back;
+///   [`swap_in`](Self::swap_in) gives a new tensor of the same dtype,
+///   shape and device, bit-identical, and keeps the stored copy, so a weight
+///   can be swapped in once per pass and dropped after use.
+/// - Every misuse (an id used twice, an unknown id, a tensor still being
+///   swapped out) is a typed [`Error`], never a panic.
+///
+/// On the CPU, tensorswap's "device memory" is host memory: a swap-out
+/// copies the tensor's bytes once into it and a swap-in copies them once
+/// into the new tensor's storage. On CUDA (`cuda` feature) the offloader
+/// shares the tensor's own context, orders its copies after the tensor's
+/// stream, downloads straight from the tensor's `CudaSlice`, and hands the
+/// swapped-in allocation to the new tensor: no device copy.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use candle_core::{DType, Device, Tensor};
+/// let folder = tempfile::tempdir()?;
+/// let offloader = tensorswap_candle::Offloader::builder().folder(folder.path()).build()?;
+/// let w = Tensor::randn(0f32, 1., (64, 64), &Device::Cpu)?.to_dtype(DType::BF16)?;
+/// offloader.swap_out(1, &w)?.wait()?;
+/// offloader.prefetch(&[1])?;
+/// let back = offloader.swap_in(1)?;
+/// assert_eq!((back.dtype(), back.dims()), (DType::BF16, w.dims()));
+/// assert_eq!(back.to_vec2::<half::bf16>()?, w.to_vec2::<half::bf16>()?);
+/// # Ok(()) }
+/// ```
+pub struct Offloader {
+    cpu: Swapper<CpuDevice>,
+    #[cfg(feature = "cuda")]
+    cuda: crate::cuda::CudaSwappers,
+    tensors: Mutex<HashMap<TensorId, Offloaded>>,
+}
+
+/// What the offloader remembers of a tensor to rebuild it.
+#[derive(Debug, Clone)]
+struct Offloaded {
+    dtype: DType,
+    shape: Shape,
+    device: Device,
+    bytes: usize,
+}
+
+/// A snapshot of one offloaded tensor.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OffloadStatus {
+    /// Where its bytes are.
+    pub state: TensorState,
+    /// Its element type.
+    pub dtype: DType,
+    /// Its shape.
+    pub shape: Shape,
+    /// The device a swap-in puts it on.
+    pub location: DeviceLocation,
+    /// Bytes of its elements.
+    pub bytes: usize,
+}
+
+/// Settings of an [`Offloader`]'s swap folders and pinned slabs.
+#[derive(Debug, Clone, Default)]
+pub struct OffloaderBuilder {
+    pub(crate) folder: Option<PathBuf>,
+    pub(crate) slab_size: Option<usize>,
+    pub(crate) slabs: Option<usize>,
+    pub(crate) engine: EngineKind,
+}
+
+impl OffloaderBuilder {
+    /// The folder the private swap folder is made in (default: the system's
+    /// temporary folder).
+    pub fn folder(mut self, path: impl Into<PathBuf>) -> Self {
+        self.folder = Some(path.into());
+        self
+    }
+
+    /// Bytes per pinned slab (default: the store's).
+    pub fn slab_size(mut self, bytes: usize) -> Self {
+        self.slab_size = Some(bytes);
+        self
+    }
+
+    /// Pinned slabs per swapper (default: the store's).
+    pub fn slabs(mut self, count: usize) -> Self {
+        self.slabs = Some(count);
+        self
+    }
+
+    /// The engine (io_uring or the thread pool).
+    pub fn engine(mut self, kind: EngineKind) -> Self {
+        self.engine = kind;
+        self
+    }
+
+    /// A store with these settings, its slabs registered with `device`.
+    pub(crate) fn store_for<D: swap_api::Device>(&self, device: &D) -> Result<SwapStore> {
+        let mut builder = SwapStore::builder()
+            .folder(self.folder.clone().unwrap_or_else(std::env::temp_dir))
+            .engine(self.engine);
+        if let Some(bytes) = self.slab_size {
+            builder = builder.slab_size(bytes);
+        }
+        if let Some(count) = self.slabs {
+            builder = builder.slabs(count);
+        }
+        Ok(builder.build_for(device)?)
+    }
+
+    /// The offloader. Its swap folder is made now (CUDA ones when a first
+    /// tensor of that context arrives).
+    pub fn build(self) -> Result<Offloader> {
+        let device = CpuDevice::new()?;
+        let store = self.store_for(&device)?;
+        Ok(Offloader {
+            cpu: Swapper::new(device, store)?,
+            #[cfg(feature = "cuda")]
+            cuda: crate::cuda::CudaSwappers::new(self),
+            tensors: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+impl Offloader {
+    /// Settings, then [`OffloaderBuilder::build`].
+    pub fn builder() -> OffloaderBuilder {
+        OffloaderBuilder::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<TensorId, Offloaded>> {
+        // A panic elsewhere cannot leave the map half-updated: every change
+        // is one insert or remove.
+        self.tensors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn offloaded(&self, id: TensorId) -> Result<Offloaded> {
+        self.lock()
+            .get(&id)
+            .cloned()
+            .ok_or(Error::UnknownTensor { id })
+    }
+
+    /// Starts writing `tensor` out under `id`; see the [type docs](Self).
+    /// Refused for an id in use ([`Error::DuplicateId`]) and for tensors on
+    /// devices this build cannot reach ([`Error::Unsupported`]).
+    pub fn swap_out(&self, id: TensorId, tensor: &Tensor) -> Result<SwapTicket> {
+        let mut tensors = self.lock();
+        if tensors.contains_key(&id) {
+            return Err(Error::DuplicateId { id });
+        }
+        let tensor = tensor.contiguous()?;
+        let (dtype, shape, device) = (
+            tensor.dtype(),
+            tensor.shape().clone(),
+            tensor.device().clone(),
+        );
+        let (ticket, bytes) = match &device {
+            Device::Cpu => {
+                let dev = self.cpu.device();
+                let buf = with_cpu_bytes(&tensor, |src| -> Result<_> {
+                    let mut buf = dev.alloc(src.len())?;
+                    buf.memory_mut().as_mut_slice()[..src.len()].copy_from_slice(src);
+                    Ok(buf)
+                })??;
+                let bytes = buf.len();
+                (start_out(&self.cpu, id, bytes, buf)?, bytes)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) => self.cuda.swap_out(id, tensor)?,
+            other => return Err(unsupported_device(other)),
+        };
+        tensors.insert(
+            id,
+            Offloaded {
+                dtype,
+                shape,
+                device,
+                bytes,
+            },
+        );
+        Ok(ticket)
+    }
+
+    /// Starts reading stored tensors back, to be taken by
+    /// [`swap_in`](Self::swap_in); tensors already on their way are skipped.
+    /// Nothing starts unless every id is known.
+    pub fn prefetch(&self, ids: &[TensorId]) -> Result<()> {
+        let tensors = self.lock();
+        let mut cpu = Vec::new();
+        #[cfg(feature = "cuda")]
+        let mut cuda = Vec::new();
+        for &id in ids {
+            let offloaded = tensors.get(&id).ok_or(Error::UnknownTensor { id })?;
+            match &offloaded.device {
+                Device::Cpu => cpu.push(id),
+                #[cfg(feature = "cuda")]
+                Device::Cuda(dev) => cuda.push((id, dev.clone())),
+                other => return Err(unsupported_device(other)),
+            }
+        }
+        drop(tensors);
+        self.cpu.prefetch(&cpu)?;
+        #[cfg(feature = "cuda")]
+        self.cuda.prefetch(&cuda)?;
+        Ok(())
+    }
+
+    /// The tensor `id`, back on its device with its dtype and shape,
+    /// bit-identical; waits for its prefetch (or reads it now), and for a
+    /// swap-out still running. The stored copy stays until
+    /// [`remove`](Self::remove).
+    pub fn swap_in(&self, id: TensorId) -> Result<Tensor> {
+        let Offloaded {
+            dtype,
+            shape,
+            device,
+            bytes,
+        } = self.offloaded(id)?;
+        if bytes == 0 {
+            return Ok(Tensor::zeros(shape, dtype, &device)?);
+        }
+        match &device {
+            Device::Cpu => {
+                settle(&self.cpu, id)?;
+                self.cpu.prefetch(&[id])?;
+                let handle = self.cpu.get(id)?;
+                let tensor = Tensor::from_raw_buffer(
+                    &handle.memory().as_slice()[..bytes],
+                    dtype,
+                    shape.dims(),
+                    &device,
+                );
+                drop(handle);
+                self.cpu.release(&[id])?;
+                Ok(tensor?)
+            }
+            #[cfg(feature = "cuda")]
+            Device::Cuda(dev) => self.cuda.swap_in(id, dtype, &shape, bytes, dev),
+            other => Err(unsupported_device(other)),
+        }
+    }
+
+    /// A snapshot of one tensor.
+    pub fn status(&self, id: TensorId) -> Result<OffloadStatus> {
+        let Offloaded {
+            dtype,
+            shape,
+            device,
+            bytes,
+        } = self.offloaded(id)?;
+        let state = match &device {
+            #[cfg(feature = "cuda")]
+            Device::Cuda(dev) => self.cuda.status(id, dev)?,
+            _ => self.cpu.status(id)?.state,
+        };
+        Ok(OffloadStatus {
+            state,
+            dtype,
+            shape,
+            location: device.location(),
+            bytes,
+        })
+    }
+
+    /// Forgets a tensor and frees its stored copy; refused while it is being
+    /// swapped (wait for its ticket first).
+    pub fn remove(&self, id: TensorId) -> Result<()> {
+        let mut tensors = self.lock();
+        let offloaded = tensors.get(&id).ok_or(Error::UnknownTensor { id })?;
+        match &offloaded.device {
+            #[cfg(feature = "cuda")]
+            Device::Cuda(dev) => self.cuda.remove(id, dev)?,
+            _ => self.cpu.remove(id)?,
+        }
+        tensors.remove(&id);
+        Ok(())
+    }
+
+    /// The ids held, sorted.
+    pub fn ids(&self) -> Vec<TensorId> {
+        let mut ids: Vec<TensorId> = self.lock().keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Blocks until no swap is running.
+    pub fn wait_idle(&self) {
+        self.cpu.wait_idle();
+        #[cfg(feature = "cuda")]
+        self.cuda.wait_idle();
+    }
+}
+
+/// Registers `buf` as tensor `id` and starts its swap-out; nothing is left
+/// registered when that cannot start.
+pub(crate) fn start_out<D: swap_api::Device>(
+    swapper: &Swapper<D>,
+    id: TensorId,
+    bytes: usize,
+    buf: swap_api::DeviceBuffer<D>,
+) -> Result<SwapTicket> {
+    swapper.register(id, TensorMeta::bytes_of(bytes), buf)?;
+    swapper.swap_out(&[id]).map_err(|error| {
+        let _ = swapper.remove(id);
+        error.into()
+    })
+}
+
+/// Waits while tensor `id` is still being swapped out.
+pub(crate) fn settle<D: swap_api::Device>(swapper: &Swapper<D>, id: TensorId) -> Result<()> {
+    if swapper.status(id)?.state == TensorState::SwappingOut {
+        swapper.wait_idle();
+    }
+    Ok(())
+}
+
+fn unsupported_device(device: &Device) -> Error {
+    Error::Unsupported {
+        what: format!(
+            "swapping {:?} tensors: this build swaps CPU{} tensors",
+            device.location(),
+            if cfg!(feature = "cuda") {
+                " and CUDA"
+            } else {
+                " (and CUDA with the cuda feature)"
+            }
+        ),
+    }
+}
