@@ -16,8 +16,7 @@ use crate::BACKEND;
 pub(crate) fn load() -> Result<()> {
     static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     let outcome = LOADED.get_or_init(|| {
-        // SAFETY: only tries to dlopen the driver library by its usual names.
-        if !unsafe { sys::is_culib_present() } {
+        if !driver_library_present() {
             return Err(
                 "the CUDA driver library (libcuda.so) is not installed or not on the loader path"
                     .into(),
@@ -29,6 +28,25 @@ pub(crate) fn load() -> Result<()> {
         component: BACKEND,
         reason,
     })
+}
+
+/// True when the driver library can be loaded by one of the names cudarc
+/// tries (always, when cudarc was linked to it, as candle's `cuda` feature
+/// has it), so that no driver call panics for want of it.
+fn driver_library_present() -> bool {
+    cudarc::get_lib_name_candidates("cuda")
+        .into_iter()
+        .any(|name| {
+            let Ok(name) = std::ffi::CString::new(name) else {
+                return false;
+            };
+            // SAFETY: dlopen of a NUL-terminated name; the handle is only closed
+            // again (the library stays loaded if anything else holds it).
+            unsafe {
+                let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+                !handle.is_null() && libc::dlclose(handle) == 0
+            }
+        })
 }
 
 /// The number of CUDA devices (0 when the driver is missing).

@@ -179,7 +179,7 @@ mod tests {
         let cases = [
             (r#"[1,2]"#, "not a JSON object"),
             (
-                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,9]}}"#,
+                r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,7]}}"#,
                 "needs 8 bytes",
             ),
             (

@@ -298,6 +298,26 @@ impl Offloader {
         Ok(())
     }
 
+    /// Bytes of device memory the offloader holds for tensors now: those
+    /// prefetched and not yet taken by [`swap_in`](Self::swap_in), those on
+    /// their way in, and those still being written out (counted from the
+    /// moment a read or write starts, so this is an upper bound).
+    pub fn resident_bytes(&self) -> usize {
+        let ids: Vec<(TensorId, usize)> =
+            self.lock().iter().map(|(&id, t)| (id, t.bytes)).collect();
+        ids.into_iter()
+            .filter(|&(id, _)| {
+                self.status(id).is_ok_and(|s| {
+                    matches!(
+                        s.state,
+                        TensorState::Resident | TensorState::SwappingIn | TensorState::SwappingOut
+                    )
+                })
+            })
+            .map(|(_, bytes)| bytes)
+            .sum()
+    }
+
     /// The ids held, sorted.
     pub fn ids(&self) -> Vec<TensorId> {
         let mut ids: Vec<TensorId> = self.lock().keys().copied().collect();
