@@ -30,23 +30,20 @@ pub(crate) fn load() -> Result<()> {
     })
 }
 
-/// True when the driver library can be loaded by one of the names cudarc
-/// tries (always, when cudarc was linked to it, as candle's `cuda` feature
-/// has it), so that no driver call panics for want of it.
+/// True when the driver library can be loaded by one of its Linux names
+/// (those cudarc tries, `libcuda.so` and `libcuda.so.1` among them), so that
+/// no driver call panics for want of it; always, when cudarc was linked to
+/// it (as candle's `cuda` feature has it).
 fn driver_library_present() -> bool {
-    cudarc::get_lib_name_candidates("cuda")
-        .into_iter()
-        .any(|name| {
-            let Ok(name) = std::ffi::CString::new(name) else {
-                return false;
-            };
-            // SAFETY: dlopen of a NUL-terminated name; the handle is only closed
-            // again (the library stays loaded if anything else holds it).
-            unsafe {
-                let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
-                !handle.is_null() && libc::dlclose(handle) == 0
-            }
-        })
+    const NAMES: [&std::ffi::CStr; 2] = [c"libcuda.so.1", c"libcuda.so"];
+    NAMES.iter().any(|name| {
+        // SAFETY: dlopen of a NUL-terminated name; the handle is only closed
+        // again (the library stays loaded if anything else holds it).
+        unsafe {
+            let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_LOCAL);
+            !handle.is_null() && libc::dlclose(handle) == 0
+        }
+    })
 }
 
 /// The number of CUDA devices (0 when the driver is missing).

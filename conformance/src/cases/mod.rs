@@ -72,6 +72,7 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         swapper::checksum_mismatch,
         swapper::pool_pressure,
         swapper::shared_store,
+        swapper::take_hands_over,
         swapper::drop_in_flight,
         swapper::param_buffers,
         swapper::gds_path,

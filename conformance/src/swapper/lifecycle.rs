@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use swap_api::swapper::{GradientSwapper, SwapError, TensorState};
-use swap_api::{Device, DirOptions, Error};
+use swap_api::{Device, DeviceExt, DirOptions, Error};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -135,4 +135,43 @@ pub fn drop_in_flight<D: Device>(ctx: &Ctx<D>) -> Outcome {
     );
     ctx.checked(ids.len());
     Ok(())
+}
+
+/// `take` hands over a swapped-in tensor's device memory, bytes intact, and
+/// leaves the tensor stored (a second swap-in reads it again); it is refused
+/// for a tensor never stored, one only stored, and while a handle lives.
+pub fn take_hands_over<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    let rig = rig(ctx, 2, DirOptions::default())?;
+    let s = &rig.swapper;
+    let len = 2 * SLAB + 5;
+    rig.put(1, &pattern(1, len))?;
+    let refused = |what: &str, result: Result<_, SwapError>| match result {
+        Err(SwapError::InvalidState { op: "take", .. }) => Ok(()),
+        other => Err(CaseError(format!(
+            "take of {what}: expected InvalidState, got {other:?}"
+        ))),
+    };
+    refused("a tensor never stored", s.take(1).map(drop))?;
+    s.swap_out(&[1])?.wait()?;
+    refused("a stored tensor", s.take(1).map(drop))?;
+    s.prefetch(&[1])?;
+    let handle = s.get(1)?;
+    refused("a tensor with a live handle", s.take(1).map(drop))?;
+    drop(handle);
+    let buf = s.take(1)?;
+    let status = s.status(1)?;
+    check!(
+        status.state == TensorState::Stored,
+        "after take the tensor is {}",
+        status.state
+    );
+    check!(
+        buf.len() >= len,
+        "the taken buffer has {} bytes, not {len}",
+        buf.len()
+    );
+    let back = s.device().download_blocking(buf, 0, vec![0u8; len])?;
+    expect_bytes("bytes of the taken buffer", &back.host, &pattern(1, len))?;
+    s.swap_in(&[1])?.wait()?;
+    expect_bytes("bytes swapped in again", &rig.bytes(1)?, &pattern(1, len))
 }
