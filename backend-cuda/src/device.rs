@@ -109,7 +109,7 @@ impl CudaDevice {
     ) -> DeviceBuffer<CudaDevice> {
         let shared = &self.shared;
         // SAFETY: forwarded from this function's contract.
-        let memory = unsafe { CudaMemory::lent(&shared.owner, &shared.down, ptr, len, keep) };
+        let memory = unsafe { CudaMemory::from_lent(&shared.owner, &shared.down, ptr, len, keep) };
         // SAFETY: `len` bytes of this device's memory, by the contract above.
         unsafe { DeviceBuffer::from_memory(memory, len, BACKEND) }
     }

@@ -31,7 +31,7 @@ enum Origin {
     /// We do; `pooled`: it came from the device's memory pool.
     Ours { pooled: bool },
     /// Another library does, once the value it lent with it drops.
-    Lent(#[allow(dead_code)] Box<dyn Any + Send + Sync>),
+    Lent(Box<dyn Any + Send + Sync>),
     /// Nobody here any more (handed over by [`CudaMemory::into_raw`]).
     HandedOver,
 }
@@ -109,7 +109,7 @@ impl CudaMemory {
     /// `ptr..ptr + len` is device memory of `stream`'s context that stays
     /// allocated while `keep` lives, and that nothing writes while a
     /// transfer of tensorswap uses it.
-    pub(crate) unsafe fn lent(
+    pub(crate) unsafe fn from_lent(
         owner: &OwnerToken,
         stream: &Arc<CudaStream>,
         ptr: sys::CUdeviceptr,
@@ -125,19 +125,34 @@ impl CudaMemory {
         }
     }
 
-    /// Gives up the allocation without freeing it: its address and length,
-    /// and whether it came from the device's memory pool (freed with
-    /// `cuMemFreeAsync`) or not (`cuMemFree`). The caller frees it from
-    /// then on (e.g. a cudarc `CudaSlice` made with `upgrade_device_ptr`,
-    /// which frees by the same rule). Lent memory is not ours to give:
+    /// True for memory from the device's memory pool (freed with
+    /// `cuMemFreeAsync`), false for `cuMemAlloc` memory and lent memory.
+    pub fn is_pooled(&self) -> bool {
+        matches!(self.origin, Origin::Ours { pooled: true })
+    }
+
+    /// What another library lent with this memory
+    /// ([`CudaDevice::adopt`](crate::CudaDevice::adopt)'s `keep`), to
+    /// recover it (e.g. the framework tensor that owns the memory); `None`
+    /// for memory tensorswap allocated.
+    pub fn lent(&self) -> Option<&(dyn Any + Send + Sync)> {
+        match &self.origin {
+            Origin::Lent(keep) => Some(keep.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Gives up the allocation without freeing it: its address and length.
+    /// The caller frees it from then on, with `cuMemFreeAsync` where
+    /// [`is_pooled`](Self::is_pooled), else `cuMemFree` (as a cudarc
+    /// `CudaSlice` made with `upgrade_device_ptr` does, in a context with a
+    /// memory pool and without). Lent memory is not ours to give:
     /// `Unsupported`, and it comes back unchanged.
-    pub fn into_raw(
-        mut self,
-    ) -> std::result::Result<(sys::CUdeviceptr, usize, bool), (Error, Self)> {
+    pub fn into_raw(mut self) -> std::result::Result<(sys::CUdeviceptr, usize), (Error, Self)> {
         match self.origin {
-            Origin::Ours { pooled } => {
+            Origin::Ours { .. } => {
                 self.origin = Origin::HandedOver;
-                Ok((self.ptr, self.len, pooled))
+                Ok((self.ptr, self.len))
             }
             _ => Err((
                 Error::Unsupported {

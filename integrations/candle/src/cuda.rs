@@ -8,7 +8,7 @@ use backend_cuda::CudaDevice;
 use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Shape, Storage, Tensor};
-use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr};
 use swap_api::swapper::{SwapTicket, Swapper, TensorId, TensorState};
 
 use crate::host::{byte_range, unsupported_dtype};
@@ -89,22 +89,57 @@ impl CudaSwappers {
         Ok(())
     }
 
-    /// The stored tensor in a new allocation that the candle tensor owns.
+    /// The stored tensor in a new allocation that the candle tensor owns,
+    /// and true; or, after a failed swap-out, the caller's own tensor lent
+    /// to the swapper (forgotten by it now), and false.
     pub(crate) fn swap_in(
         &self,
         id: TensorId,
-        dtype: DType,
+        dtype: &DType,
         shape: &Shape,
         bytes: usize,
         dev: &candle_core::CudaDevice,
-    ) -> Result<Tensor> {
+    ) -> Result<(Tensor, bool)> {
+        let dtype = *dtype;
         let swapper = self.swapper(dev)?;
-        settle(&swapper, id)?;
-        swapper.prefetch(&[id])?;
-        let memory = swapper.take(id)?.into_memory();
-        let (ptr, _, pooled) = memory.into_raw().map_err(|(error, _)| error)?;
+        if !settle(&swapper, id)? {
+            let handle = swapper.get(id)?;
+            let lent = handle
+                .memory()
+                .lent()
+                .and_then(|keep| keep.downcast_ref::<Tensor>())
+                .cloned();
+            drop(handle);
+            let tensor = lent.ok_or_else(|| Error::Unsupported {
+                what: format!("tensor {id}: its failed swap-out holds no candle tensor"),
+            })?;
+            swapper.remove(id)?;
+            return Ok((tensor, false));
+        }
+        // The storage variant first: once the memory is handed over, nothing
+        // may fail before a slice owns it.
+        type Wrap = fn(&Arc<CudaStream>, u64, usize) -> CudaStorageSlice;
+        let wrap: Wrap = match dtype {
+            DType::U8 => |s, p, b| CudaStorageSlice::U8(slice(s, p, b)),
+            DType::U32 => |s, p, b| CudaStorageSlice::U32(slice(s, p, b)),
+            DType::I16 => |s, p, b| CudaStorageSlice::I16(slice(s, p, b)),
+            DType::I32 => |s, p, b| CudaStorageSlice::I32(slice(s, p, b)),
+            DType::I64 => |s, p, b| CudaStorageSlice::I64(slice(s, p, b)),
+            DType::BF16 => |s, p, b| CudaStorageSlice::BF16(slice(s, p, b)),
+            DType::F16 => |s, p, b| CudaStorageSlice::F16(slice(s, p, b)),
+            DType::F32 => |s, p, b| CudaStorageSlice::F32(slice(s, p, b)),
+            DType::F64 => |s, p, b| CudaStorageSlice::F64(slice(s, p, b)),
+            DType::F8E4M3 => |s, p, b| CudaStorageSlice::F8E4M3(slice(s, p, b)),
+            DType::F6E2M3 => |s, p, b| CudaStorageSlice::F6E2M3(slice(s, p, b)),
+            DType::F6E3M2 => |s, p, b| CudaStorageSlice::F6E3M2(slice(s, p, b)),
+            DType::F4 => |s, p, b| CudaStorageSlice::F4(slice(s, p, b)),
+            DType::F8E8M0 => |s, p, b| CudaStorageSlice::F8E8M0(slice(s, p, b)),
+            other => return Err(unsupported_dtype(other)),
+        };
         let stream = dev.cuda_stream();
-        if pooled != stream.context().has_async_alloc() {
+        swapper.prefetch(&[id])?;
+        let buf = swapper.take(id)?;
+        if buf.memory().is_pooled() != stream.context().has_async_alloc() {
             // Never expected: both come from the same context.
             return Err(Error::Unsupported {
                 what: String::from(
@@ -112,45 +147,19 @@ impl CudaSwappers {
                 ),
             });
         }
-        fn wrap<T: DeviceRepr>(
-            stream: &Arc<cudarc::driver::CudaStream>,
-            ptr: u64,
-            bytes: usize,
-        ) -> CudaSlice<T> {
-            // SAFETY: `ptr` is a live allocation of at least `bytes` bytes in
-            // `stream`'s context, handed over to us by `into_raw` and owned by
-            // the slice from now on; the slice frees it as it was allocated
-            // (pool or not, checked above); driver allocations are aligned
-            // for every element type.
-            unsafe { stream.upgrade_device_ptr::<T>(ptr, bytes / std::mem::size_of::<T>()) }
-        }
-        let slice = match dtype {
-            DType::U8 => CudaStorageSlice::U8(wrap(&stream, ptr, bytes)),
-            DType::U32 => CudaStorageSlice::U32(wrap(&stream, ptr, bytes)),
-            DType::I16 => CudaStorageSlice::I16(wrap(&stream, ptr, bytes)),
-            DType::I32 => CudaStorageSlice::I32(wrap(&stream, ptr, bytes)),
-            DType::I64 => CudaStorageSlice::I64(wrap(&stream, ptr, bytes)),
-            DType::BF16 => CudaStorageSlice::BF16(wrap(&stream, ptr, bytes)),
-            DType::F16 => CudaStorageSlice::F16(wrap(&stream, ptr, bytes)),
-            DType::F32 => CudaStorageSlice::F32(wrap(&stream, ptr, bytes)),
-            DType::F64 => CudaStorageSlice::F64(wrap(&stream, ptr, bytes)),
-            DType::F8E4M3 => CudaStorageSlice::F8E4M3(wrap(&stream, ptr, bytes)),
-            DType::F6E2M3 => CudaStorageSlice::F6E2M3(wrap(&stream, ptr, bytes)),
-            DType::F6E3M2 => CudaStorageSlice::F6E3M2(wrap(&stream, ptr, bytes)),
-            DType::F4 => CudaStorageSlice::F4(wrap(&stream, ptr, bytes)),
-            DType::F8E8M0 => CudaStorageSlice::F8E8M0(wrap(&stream, ptr, bytes)),
-            other => return Err(unsupported_dtype(other)),
-        };
+        let (ptr, _) = buf.into_memory().into_raw().map_err(|(error, _)| error)?;
+        let slice = wrap(&stream, ptr, bytes);
         let storage = CudaStorage {
             slice,
             device: dev.clone(),
         };
-        Ok(Tensor::from_storage(
+        let tensor = Tensor::from_storage(
             Storage::Cuda(storage),
             shape.clone(),
             BackpropOp::none(),
             false,
-        ))
+        );
+        Ok((tensor, true))
     }
 
     pub(crate) fn status(
@@ -172,9 +181,19 @@ impl CudaSwappers {
     }
 }
 
+/// A slice of `bytes` bytes of `T` that owns `ptr` from now on.
+fn slice<T: DeviceRepr>(stream: &Arc<CudaStream>, ptr: u64, bytes: usize) -> CudaSlice<T> {
+    // SAFETY: `ptr` is a live allocation of at least `bytes` bytes in
+    // `stream`'s context, handed over by `CudaMemory::into_raw` and owned by
+    // the slice from now on; the slice frees it as it was allocated (from
+    // the pool exactly when the context has one, checked by the caller);
+    // driver allocations are aligned for every element type.
+    unsafe { stream.upgrade_device_ptr::<T>(ptr, bytes / std::mem::size_of::<T>()) }
+}
+
 /// The device address and byte length of a candle CUDA storage.
-fn address(slice: &CudaStorageSlice, stream: &cudarc::driver::CudaStream) -> (u64, usize) {
-    fn raw<T>(s: &CudaSlice<T>, stream: &cudarc::driver::CudaStream) -> (u64, usize) {
+fn address(slice: &CudaStorageSlice, stream: &CudaStream) -> (u64, usize) {
+    fn raw<T>(s: &CudaSlice<T>, stream: &CudaStream) -> (u64, usize) {
         // The read is ordered by `wait_for`, and the slice's own read event
         // (recorded when the guard drops) is on candle's stream, which
         // waits for nothing of ours: candle keeps ordering its own work.

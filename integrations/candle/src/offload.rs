@@ -231,56 +231,55 @@ impl Offloader {
     /// bit-identical; waits for its prefetch (or reads it now), and for a
     /// swap-out still running. The stored copy stays until
     /// [`remove`](Self::remove).
+    ///
+    /// After a failed swap-out (its ticket said why) there is no stored
+    /// copy: `swap_in` gives back the tensor, the only copy, and the
+    /// offloader forgets it.
     pub fn swap_in(&self, id: TensorId) -> Result<Tensor> {
-        let Offloaded {
-            dtype,
-            shape,
-            device,
-            bytes,
-        } = self.offloaded(id)?;
-        if bytes == 0 {
-            return Ok(Tensor::zeros(shape, dtype, &device)?);
+        let t = self.offloaded(id)?;
+        if t.bytes == 0 {
+            return Ok(Tensor::zeros(t.shape, t.dtype, &t.device)?);
         }
-        match &device {
+        let (tensor, stored) = match &t.device {
             Device::Cpu => {
-                settle(&self.cpu, id)?;
-                self.cpu.prefetch(&[id])?;
-                let handle = self.cpu.get(id)?;
-                let tensor = Tensor::from_raw_buffer(
-                    &handle.memory().as_slice()[..bytes],
-                    dtype,
-                    shape.dims(),
-                    &device,
-                );
+                let swapper = &self.cpu;
+                let stored = settle(swapper, id)?;
+                swapper.prefetch(&[id])?;
+                let handle = swapper.get(id)?;
+                let bytes = &handle.memory().as_slice()[..t.bytes];
+                let tensor = Tensor::from_raw_buffer(bytes, t.dtype, t.shape.dims(), &t.device);
                 drop(handle);
-                self.cpu.release(&[id])?;
-                Ok(tensor?)
+                if stored {
+                    swapper.release(&[id])?;
+                } else {
+                    swapper.remove(id)?;
+                }
+                (tensor?, stored)
             }
             #[cfg(feature = "cuda")]
-            Device::Cuda(dev) => self.cuda.swap_in(id, dtype, &shape, bytes, dev),
-            other => Err(unsupported_device(other)),
+            Device::Cuda(dev) => self.cuda.swap_in(id, &t.dtype, &t.shape, t.bytes, dev)?,
+            other => return Err(unsupported_device(other)),
+        };
+        if !stored {
+            self.lock().remove(&id);
         }
+        Ok(tensor)
     }
 
     /// A snapshot of one tensor.
     pub fn status(&self, id: TensorId) -> Result<OffloadStatus> {
-        let Offloaded {
-            dtype,
-            shape,
-            device,
-            bytes,
-        } = self.offloaded(id)?;
-        let state = match &device {
+        let t = self.offloaded(id)?;
+        let state = match &t.device {
             #[cfg(feature = "cuda")]
             Device::Cuda(dev) => self.cuda.status(id, dev)?,
             _ => self.cpu.status(id)?.state,
         };
         Ok(OffloadStatus {
             state,
-            dtype,
-            shape,
-            location: device.location(),
-            bytes,
+            location: t.device.location(),
+            dtype: t.dtype,
+            shape: t.shape,
+            bytes: t.bytes,
         })
     }
 
@@ -348,12 +347,15 @@ pub(crate) fn start_out<D: swap_api::Device>(
     })
 }
 
-/// Waits while tensor `id` is still being swapped out.
-pub(crate) fn settle<D: swap_api::Device>(swapper: &Swapper<D>, id: TensorId) -> Result<()> {
+/// Waits while tensor `id` is still being swapped out; then whether it has
+/// a stored copy (false after a failed swap-out: it is resident, and the
+/// only copy).
+pub(crate) fn settle<D: swap_api::Device>(swapper: &Swapper<D>, id: TensorId) -> Result<bool> {
     if swapper.status(id)?.state == TensorState::SwappingOut {
         swapper.wait_idle();
     }
-    Ok(())
+    let status = swapper.status(id)?;
+    Ok(status.state != TensorState::Resident || status.clean)
 }
 
 fn unsupported_device(device: &Device) -> Error {
