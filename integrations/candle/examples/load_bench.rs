@@ -19,39 +19,21 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::llama::{Config, Llama, LlamaConfig};
 
+/// Load time of a Llama: tensorswap's VarBuilder backend vs candle's mmap.
+#[derive(clap::Parser)]
 struct Args {
+    /// Folder for the model file (default: the system's temporary folder).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
     folder: std::path::PathBuf,
-    rounds: usize,
+    /// Loads of each kind, alternating.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Transformer layers.
+    #[arg(long, default_value_t = 8)]
     layers: usize,
+    /// Model width (a multiple of 64).
+    #[arg(long, default_value_t = 1024)]
     hidden: usize,
-}
-
-fn args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        folder: std::env::temp_dir(),
-        rounds: 7,
-        layers: 8,
-        hidden: 1024,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .with_context(|| format!("{flag} {value}: not a number"))
-        };
-        match flag.as_str() {
-            "--folder" => args.folder = value.clone().into(),
-            "--rounds" => args.rounds = number()?.max(1),
-            "--layers" => args.layers = number()?.max(1),
-            "--hidden" => args.hidden = number()?.max(64),
-            other => {
-                anyhow::bail!("unknown flag {other} (known: --folder --rounds --layers --hidden)")
-            }
-        }
-    }
-    Ok(args)
 }
 
 fn config(layers: usize, hidden: usize) -> Config {
@@ -111,7 +93,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = args()?;
+    let args = <Args as clap::Parser>::parse();
+    ensure!(
+        args.hidden >= 64 && args.hidden % 64 == 0,
+        "--hidden {} is not a positive multiple of 64",
+        args.hidden
+    );
     let cfg = config(args.layers, args.hidden);
     let (dtype, device) = (DType::BF16, Device::Cpu);
     let dir = tempfile::Builder::new()

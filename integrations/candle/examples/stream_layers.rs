@@ -20,83 +20,37 @@ use tensorswap_candle::Offloader;
 /// The weights of one block, in this order.
 const PARTS: [&str; 8] = ["norm1", "wq", "wk", "wv", "wo", "norm2", "w1", "w2"];
 
+/// Layer streaming on candle: weights on NVMe, one block ahead in memory.
+#[derive(clap::Parser)]
 struct Args {
+    /// Folder for the swap folder (default: the system's temporary folder).
+    #[arg(long, default_value_os_t = std::env::temp_dir())]
     folder: std::path::PathBuf,
-    blocks: usize,
+    /// Transformer blocks (at least 4, for the budget to be smaller than the model).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(4..))]
+    blocks: u64,
+    /// Model width.
+    #[arg(long, default_value_t = 512)]
     width: usize,
+    /// Tokens per forward pass.
+    #[arg(long, default_value_t = 128)]
     tokens: usize,
-    rounds: usize,
+    /// Forward passes of each kind, alternating.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
 }
 
-fn args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        folder: std::env::temp_dir(),
-        blocks: 12,
-        width: 512,
-        tokens: 128,
-        rounds: 5,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        let number = || {
-            value
-                .parse::<usize>()
-                .with_context(|| format!("{flag} {value}: not a number"))
-        };
-        match flag.as_str() {
-            "--folder" => args.folder = value.clone().into(),
-            "--blocks" => args.blocks = number()?,
-            "--width" => args.width = number()?,
-            "--tokens" => args.tokens = number()?,
-            "--rounds" => args.rounds = number()?.max(1),
-            other => anyhow::bail!(
-                "unknown flag {other} (known: --folder --blocks --width --tokens --rounds)"
-            ),
-        }
-    }
-    ensure!(
-        args.blocks >= 3,
-        "--blocks must be at least 3 for the budget to be smaller than the model"
-    );
-    Ok(args)
-}
-
-/// Deterministic values in [-scale, scale) (xorshift from `seed`).
-fn seeded(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
-        })
-        .collect()
-}
-
-/// Block `b`'s weights: two RMS-norm scales, attention and a 4x MLP.
-fn block_weights(b: usize, d: usize, device: &Device) -> anyhow::Result<Vec<Tensor>> {
-    let scale = 1.0 / (d as f32).sqrt();
+/// One block's weights (random; the check compares two runs of the same
+/// weights): two RMS-norm scales, attention and a 4x MLP.
+fn block_weights(d: usize, device: &Device) -> candle_core::Result<Vec<Tensor>> {
+    let scale = 1.0 / (d as f64).sqrt();
     PARTS
         .iter()
-        .enumerate()
-        .map(|(j, part)| {
-            let seed = (b * PARTS.len() + j) as u64;
-            let t = match *part {
-                "norm1" | "norm2" => Tensor::from_vec(
-                    seeded(seed, d, 0.2)
-                        .iter()
-                        .map(|v| 1.0 + v)
-                        .collect::<Vec<_>>(),
-                    d,
-                    device,
-                )?,
-                "w1" => Tensor::from_vec(seeded(seed, d * 4 * d, scale), (d, 4 * d), device)?,
-                "w2" => Tensor::from_vec(seeded(seed, 4 * d * d, scale / 2.0), (4 * d, d), device)?,
-                _ => Tensor::from_vec(seeded(seed, d * d, scale), (d, d), device)?,
-            };
-            Ok(t)
+        .map(|part| match *part {
+            "norm1" | "norm2" => Tensor::rand(0.8f32, 1.2, d, device),
+            "w1" => Tensor::randn(0f32, scale as f32, (d, 4 * d), device),
+            "w2" => Tensor::randn(0f32, (scale / 2.0) as f32, (4 * d, d), device),
+            _ => Tensor::randn(0f32, scale as f32, (d, d), device),
         })
         .collect()
 }
@@ -165,15 +119,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = args()?;
-    let (blocks, d) = (args.blocks, args.width);
+    let args = <Args as clap::Parser>::parse();
+    let (blocks, d) = (args.blocks as usize, args.width);
     let device = Device::Cpu;
-    let x = Tensor::from_vec(seeded(99, args.tokens * d, 1.0), (args.tokens, d), &device)?;
+    let x = Tensor::randn(0f32, 1.0, (args.tokens, d), &device)?;
 
     // Reference: every weight in memory.
     let all: Vec<Vec<Tensor>> = (0..blocks)
-        .map(|b| block_weights(b, d, &device))
-        .collect::<anyhow::Result<_>>()?;
+        .map(|_| block_weights(d, &device))
+        .collect::<candle_core::Result<_>>()?;
     let block_bytes: usize = all[0].iter().map(|w| w.elem_count() * 4).sum();
     let model_bytes = block_bytes * blocks;
     let mut reference = x.clone();

@@ -17,7 +17,7 @@ mod on_gpu {
     use libtest_mimic::Failed;
     use tensorswap_candle::{LoadOptions, Offloader};
 
-    use crate::common::{logits, raw_bytes, seeded, write_llama};
+    use crate::common::{logits, raw_bytes, seeded, write_llama, SIZED_DTYPES};
 
     pub(crate) fn device() -> Result<Device, String> {
         Device::new_cuda(0).map_err(|e| format!("no CUDA device: {e}"))
@@ -34,19 +34,7 @@ mod on_gpu {
             .folder(dir.path())
             .build()
             .map_err(err)?;
-        let dtypes = [
-            DType::U8,
-            DType::U32,
-            DType::I16,
-            DType::I32,
-            DType::I64,
-            DType::BF16,
-            DType::F16,
-            DType::F32,
-            DType::F64,
-            DType::F8E4M3,
-        ];
-        for (id, dtype) in dtypes.into_iter().enumerate() {
+        for (id, dtype) in SIZED_DTYPES.into_iter().enumerate() {
             let id = id as u64;
             let n = (3 << 20) / dtype.size_in_bytes() + 5;
             let host = Tensor::from_vec(seeded(id, n), n, &Device::Cpu)

@@ -4,7 +4,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{raw_bytes, seeded};
+use common::{raw_bytes, seeded, SIZED_DTYPES};
 use swap_api::swapper::TensorState;
 use tensorswap_candle::{Error, Offloader};
 
@@ -36,21 +36,8 @@ fn varied(dtype: DType, n: usize) -> anyhow::Result<Tensor> {
 fn every_dtype_comes_back_bit_identical() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let off = offloader(dir.path());
-    let dtypes = [
-        DType::U8,
-        DType::U32,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::BF16,
-        DType::F16,
-        DType::F32,
-        DType::F64,
-        DType::F8E4M3,
-        DType::F8E8M0,
-    ];
     // Odd lengths, and one larger than a slab.
-    for (i, &dtype) in dtypes.iter().enumerate() {
+    for (i, &dtype) in SIZED_DTYPES.iter().enumerate() {
         for (j, n) in [1usize, 1000, 3 * 64 * 1024 / dtype.size_in_bytes() + 17]
             .into_iter()
             .enumerate()

@@ -14,17 +14,26 @@ use tensorswap_candle::Offloader;
 #[test]
 fn a_failed_swap_out_gives_the_tensor_back() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let off = Offloader::builder().folder(dir.path()).slab_size(256 << 10).build()?;
+    let off = Offloader::builder()
+        .folder(dir.path())
+        .slab_size(256 << 10)
+        .build()?;
     let tensor = Tensor::from_vec(seeded(8, 1 << 20), 1 << 20, &Device::Cpu)?; // 4 MiB
     let expected = raw_bytes(&tensor);
 
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain syscalls on this process's own limits and signal
     // disposition; SIGXFSZ ignored turns the limit into EFBIG errors.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut old), 0);
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit { rlim_cur: 1 << 20, rlim_max: old.rlim_max };
+        let limit = libc::rlimit {
+            rlim_cur: 1 << 20,
+            rlim_max: old.rlim_max,
+        };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
     let outcome = off.swap_out(1, &tensor).map(|ticket| ticket.wait());
@@ -33,11 +42,18 @@ fn a_failed_swap_out_gives_the_tensor_back() -> anyhow::Result<()> {
 
     let error = outcome?.expect_err("a 4 MiB swap-out into a file limited to 1 MiB failed");
     let message = error.to_string();
-    assert!(message.contains("tensor 1") && message.contains("too large"), "{message}");
+    assert!(
+        message.contains("tensor 1") && message.contains("too large"),
+        "{message}"
+    );
     assert_eq!(off.status(1)?.state, TensorState::Resident);
     drop(tensor);
     let back = off.swap_in(1)?;
     assert_eq!(raw_bytes(&back), expected);
-    assert!(off.ids().is_empty(), "the offloader still holds {:?}", off.ids());
+    assert!(
+        off.ids().is_empty(),
+        "the offloader still holds {:?}",
+        off.ids()
+    );
     Ok(())
 }

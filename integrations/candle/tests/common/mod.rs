@@ -9,6 +9,21 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::llama::{Cache, Config, Llama, LlamaConfig};
 
+/// candle's dtypes that have an element size.
+pub(crate) const SIZED_DTYPES: [DType; 11] = [
+    DType::U8,
+    DType::U32,
+    DType::I16,
+    DType::I32,
+    DType::I64,
+    DType::BF16,
+    DType::F16,
+    DType::F32,
+    DType::F64,
+    DType::F8E4M3,
+    DType::F8E8M0,
+];
+
 /// A Llama small enough to run in a test: 2 blocks, 64 wide.
 pub(crate) fn tiny_llama() -> Config {
     LlamaConfig {
