@@ -4,7 +4,17 @@
 
 use std::ffi::{CStr, CString};
 
-use cudarc::cufile::sys;
+/// The names cudarc loads libcufile by on Linux (with `dynamic-loading`),
+/// in its order; when cudarc is linked to it instead (candle's `cuda`
+/// feature), the loader already found it and these only check it.
+const NAMES: [&str; 6] = [
+    "libcufile.so",
+    "libcufile.so.12",
+    "libcufile.so.11",
+    "libcufile.so.10",
+    "libcufile.so.9",
+    "libcufile.so.1",
+];
 
 /// The entry points the engine calls (the async pair needs CUDA 12.2).
 const SYMBOLS: [&CStr; 6] = [
@@ -19,14 +29,9 @@ const SYMBOLS: [&CStr; 6] = [
 /// Checks that cudarc will find libcufile with every symbol the engine
 /// uses; the error says why not.
 pub(crate) fn check() -> Result<(), String> {
-    // SAFETY: loading the library runs its initialisers, as cudarc's own
-    // loading would; nothing else is called.
-    if !unsafe { sys::is_culib_present() } {
-        return Err(missing_library());
-    }
     // cudarc takes the first candidate that loads; check that one.
-    for name in cudarc::get_lib_name_candidates("cufile") {
-        let Some(lib) = Library::open(&name) else {
+    for name in NAMES {
+        let Some(lib) = Library::open(name) else {
             continue;
         };
         let missing: Vec<_> = SYMBOLS

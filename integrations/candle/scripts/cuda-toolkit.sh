@@ -5,7 +5,8 @@
 #   cargo build -p tensorswap-candle --features cuda
 #
 # candle's CUDA kernels need nvcc, which PyPI ships in NVIDIA's CUDA 13
-# wheels (13.4: the newest cudarc 0.19 knows). They are installed once into
+# wheels (13.4: the newest cudarc 0.19 knows); libcufile comes along for the
+# workspace's all-features build (backend-cuda's gds). They are installed once into
 # $TENSORSWAP_CACHE (default ~/.cache/tensorswap; ~700 MB download, 1.2 GB
 # installed) and reused. candle links the CUDA libraries: the wheels ship
 # them under versioned names only, so unversioned links are added, and a
@@ -19,11 +20,12 @@ set -euo pipefail
 _cache=${TENSORSWAP_CACHE:-$HOME/.cache/tensorswap}
 _site=$_cache/cuda13
 cu=$_site/nvidia/cu13
-if [ ! -x "$cu/bin/nvcc" ]; then
-    python3 -m pip install --quiet --disable-pip-version-check --target "$_site" \
+if [ ! -x "$cu/bin/nvcc" ] || [ ! -e "$cu/lib/libcufile.so.0" ]; then
+    python3 -m pip install --quiet --disable-pip-version-check --upgrade --target "$_site" \
         --cache-dir "$_cache/pip" \
         nvidia-cuda-nvcc==13.4.92 nvidia-nvvm==13.4.92 nvidia-cuda-runtime==13.4.92 \
-        nvidia-cuda-crt==13.4.92 nvidia-cuda-nvrtc==13.4.92 nvidia-cuda-cccl nvidia-curand nvidia-cublas >&2
+        nvidia-cuda-crt==13.4.92 nvidia-cuda-nvrtc==13.4.92 nvidia-cuda-cccl nvidia-curand nvidia-cublas \
+        nvidia-cufile >&2
 fi
 _lib=$cu/lib
 for versioned in "$_lib"/lib*.so.*; do

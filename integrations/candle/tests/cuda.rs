@@ -20,7 +20,10 @@ mod on_gpu {
     use crate::common::{logits, raw_bytes, seeded, write_llama, SIZED_DTYPES};
 
     pub(crate) fn device() -> Result<Device, String> {
-        Device::new_cuda(0).map_err(|e| format!("no CUDA device: {e}"))
+        Device::new_cuda(0).map_err(|e| {
+            let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+            format!("no CUDA device: {first}")
+        })
     }
 
     fn err(e: impl std::fmt::Display) -> Failed {
@@ -107,9 +110,12 @@ mod on_gpu {
     }
 }
 
+/// A test that runs only on a GPU.
+type GpuTest = fn() -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
-    let tests: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+    let tests: Vec<(&str, GpuTest)> = vec![
         #[cfg(feature = "cuda")]
         (
             "cuda::every_dtype_round_trips",
