@@ -7,7 +7,10 @@ use std::time::Duration;
 use swap_api::sys::aligned::AlignedAlloc;
 use swap_api::sys::memlock::Locked;
 use swap_api::sys::page_size;
-use swap_api::{Capabilities, Device, DeviceInfo, Error, IoOp, PinnedAlloc, Result, SwapFile};
+use swap_api::{
+    Capabilities, Device, DeviceBuffer, DeviceExt, DeviceInfo, Error, IoOp, PinnedAlloc, Result,
+    SwapFile,
+};
 
 use crate::copier::Copier;
 use crate::memory::{Budget, CpuMemory};
@@ -57,6 +60,23 @@ impl CpuDevice {
     /// Bytes of device memory currently allocated.
     pub fn used(&self) -> usize {
         self.shared.budget.used()
+    }
+
+    /// Device memory holding a copy of `bytes`, in one copy (no host
+    /// staging buffer: on this backend device memory is host memory).
+    ///
+    /// ```
+    /// let dev = backend_cpu::CpuDevice::new()?;
+    /// let buf = dev.alloc_from(b"weights")?;
+    /// assert_eq!(&buf.memory().as_slice()[..7], b"weights");
+    /// # Ok::<(), swap_api::Error>(())
+    /// ```
+    pub fn alloc_from(&self, bytes: &[u8]) -> Result<DeviceBuffer<Self>> {
+        let mut memory = self.alloc(bytes.len())?.into_memory();
+        memory.as_mut_slice()[..bytes.len()].copy_from_slice(bytes);
+        // SAFETY: this device's memory of at least `bytes.len()` bytes,
+        // owned here and in no transfer.
+        Ok(unsafe { DeviceBuffer::from_memory(memory, bytes.len(), BACKEND) })
     }
 }
 

@@ -178,9 +178,9 @@ impl CpuMemory {
         self.alloc().as_slice()
     }
 
-    /// The bytes, to fill or change in place (through
-    /// [`DeviceBuffer::memory_mut`](swap_api::DeviceBuffer::memory_mut), which
-    /// only an owned buffer, in no transfer, gives).
+    /// The bytes, to fill in place (memory taken out of its buffer with
+    /// [`DeviceBuffer::into_memory`](swap_api::DeviceBuffer::into_memory) is
+    /// in no transfer).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         match &mut self.block {
             Some(block) => block.alloc.as_mut_slice(),

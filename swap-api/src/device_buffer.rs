@@ -57,15 +57,10 @@ impl<D: Device> DeviceBuffer<D> {
         &self.memory
     }
 
-    /// The backend's handle, to fill or change the memory in place (e.g. the
-    /// cpu backend's bytes). An owned buffer is in no transfer: transfers
-    /// take it by value until they complete.
-    pub fn memory_mut(&mut self) -> &mut D::Memory {
-        &mut self.memory
-    }
-
-    /// The backend's handle, leaving the buffer (to hand the allocation to
-    /// a framework that frees it itself).
+    /// The backend's handle, leaving the buffer (to fill it in place, or to
+    /// hand the allocation to a framework that frees it itself). An owned
+    /// buffer is in no transfer: transfers take it by value until they
+    /// complete.
     pub fn into_memory(self) -> D::Memory {
         self.memory
     }

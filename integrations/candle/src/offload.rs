@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use backend_cpu::CpuDevice;
 use candle_core::{DType, Device, DeviceLocation, Shape, Tensor};
 use swap_api::swapper::{SwapStore, SwapTicket, Swapper, TensorId, TensorMeta, TensorState};
-use swap_api::{DeviceExt, EngineKind};
+use swap_api::EngineKind;
 
 use crate::host::with_cpu_bytes;
 use crate::{Error, Result};
@@ -179,11 +179,7 @@ impl Offloader {
         let (ticket, bytes) = match &device {
             Device::Cpu => {
                 let dev = self.cpu.device();
-                let buf = with_cpu_bytes(&tensor, |src| -> Result<_> {
-                    let mut buf = dev.alloc(src.len())?;
-                    buf.memory_mut().as_mut_slice()[..src.len()].copy_from_slice(src);
-                    Ok(buf)
-                })??;
+                let buf = with_cpu_bytes(&tensor, |src| dev.alloc_from(src))??;
                 let bytes = buf.len();
                 (start_out(&self.cpu, id, bytes, buf)?, bytes)
             }
