@@ -1,0 +1,27 @@
+//! A strict CPU emulation of the CUDA driver, for running `backend-cuda`
+//! where there is no GPU (issue 16). This is its core, in safe Rust:
+//!
+//! - [`heap`]: device memory as host memory behind opaque device addresses;
+//!   every access is checked against the live allocations (out of bounds,
+//!   freed, another context's: refused, and said loudly).
+//! - [`stream`]: streams that run their work asynchronously, in order, on
+//!   their own threads, each item after a random delay drawn from a seeded
+//!   generator ([`stream::seed`]: `TENSORSWAP_CUDA_EMULATOR_SEED`, printed),
+//!   so that work on two streams really overlaps.
+//! - [`event`]: events recorded on a stream and waited for by the host or
+//!   by another stream.
+//!
+//! Still to come (issue 16): the `extern "C"` driver and cuFile entry points
+//! over this core, fault injection, and the conformance target that puts
+//! the library on the loader path as `libcuda.so.1`. The library is named
+//! `libcuda_emulator.so` so that nothing loads it by accident.
+//!
+//! # Layers
+//!
+//! `result` (the driver's status codes) is the foundation; `heap`, `event`
+//! and `stream` use it; `stream` uses `event` (waits are stream items).
+
+pub mod event;
+pub mod heap;
+pub mod result;
+pub mod stream;
