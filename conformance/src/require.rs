@@ -2,7 +2,7 @@
 
 /// Device backends and I/O engines the suites know; a name outside this
 /// list is a typo.
-pub const KNOWN_BACKENDS: &[&str] = &["cpu", "wgpu", "cuda", "uring", "threads"];
+pub const KNOWN_BACKENDS: &[&str] = &["cpu", "wgpu", "cuda", "cuda-emulated", "uring", "threads"];
 
 /// The environment variable listing required backends, comma-separated.
 pub const REQUIRE_VAR: &str = "TENSORSWAP_REQUIRE";

@@ -11,16 +11,26 @@
 //! - [`event`]: events recorded on a stream and waited for by the host or
 //!   by another stream.
 //!
-//! Still to come (issue 16): the `extern "C"` driver and cuFile entry points
-//! over this core, fault injection, and the conformance target that puts
-//! the library on the loader path as `libcuda.so.1`. The library is named
-//! `libcuda_emulator.so` so that nothing loads it by accident.
+//! - [`driver`]: one device, its primary context, and the live streams,
+//!   events and host registrations by handle; work that fails on a stream
+//!   leaves a sticky error.
+//! - [`api`]: the driver entry points cudarc and `backend-cuda` call.
+//!
+//! Still to come (issue 16): cuFile, fault injection, every other symbol
+//! cudarc declares (as `CUDA_ERROR_NOT_SUPPORTED`, named in a log line),
+//! and the conformance target that puts the library on the loader path as
+//! `libcuda.so.1`. The library is named `libcuda_emulator.so` so that
+//! nothing loads it by accident.
 //!
 //! # Layers
 //!
 //! `result` (the driver's status codes) is the foundation; `heap`, `event`
-//! and `stream` use it; `stream` uses `event` (waits are stream items).
+//! and `stream` use it (`stream` uses `event`: waits are stream items);
+//! `driver` uses those; `api` uses `driver`, and holds the crate's unsafe
+//! code.
 
+pub mod api;
+pub mod driver;
 pub mod event;
 pub mod heap;
 pub mod result;

@@ -1,0 +1,538 @@
+//! The driver entry points (`extern "C"`, the names and signatures cudarc
+//! 0.19 looks up), over [`Driver`]. Each checks its handles and pointers;
+//! copies and stream-ordered frees run on their stream and check the device
+//! memory when they run, leaving a sticky `CUDA_ERROR_ILLEGAL_ADDRESS` if it
+//! went bad after they were queued.
+//!
+//! # Safety (for every function here)
+//!
+//! The CUDA driver API's own contract: out-pointers are valid for a write
+//! of their type, host pointers for the stated length, and host memory of
+//! an asynchronous copy stays valid until the copy has run.
+
+#![allow(clippy::missing_safety_doc)]
+
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
+
+use crate::driver::{Driver, CONTEXT, PRIMARY};
+use crate::result::{refuse, Status};
+
+type Handle = *mut c_void;
+
+/// Runs `f` and turns its outcome into a status.
+fn call(f: impl FnOnce(&'static Driver) -> Result<(), Status>) -> Status {
+    Status::of(f(Driver::get()))
+}
+
+/// The status of a call that answers through an out-pointer.
+///
+/// # Safety
+///
+/// As [`put`].
+unsafe fn answer<T>(out: *mut T, value: Result<T, Status>) -> Status {
+    match value {
+        // SAFETY: forwarded from this function's contract.
+        Ok(v) => Status::of(unsafe { put(out, v) }),
+        Err(status) => status,
+    }
+}
+
+/// Writes `value` through an out-pointer, refusing null.
+///
+/// # Safety
+///
+/// `out` is null or valid for a write of `T`.
+unsafe fn put<T>(out: *mut T, value: T) -> Result<(), Status> {
+    if out.is_null() {
+        return Err(refuse(
+            Status::INVALID_VALUE,
+            format_args!("a null out-pointer"),
+        ));
+    }
+    // SAFETY: non-null, and valid for a write by this function's contract.
+    unsafe { out.write(value) };
+    Ok(())
+}
+
+fn device(ordinal: c_int) -> Result<(), Status> {
+    if ordinal == 0 {
+        Ok(())
+    } else {
+        Err(refuse(
+            Status::INVALID_DEVICE,
+            format_args!("device {ordinal}: the emulator has one, 0"),
+        ))
+    }
+}
+
+/// The driver's `cuInit` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuInit(_flags: c_uint) -> Status {
+    call(|d| {
+        d.init();
+        Ok(())
+    })
+}
+
+/// The driver's `cuDriverGetVersion` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDriverGetVersion(out: *mut c_int) -> Status {
+    let value = Ok::<c_int, Status>(12060);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuDeviceGetCount` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetCount(out: *mut c_int) -> Status {
+    let d = Driver::get();
+    let value = d.ready().map(|()| 1);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuDeviceGet` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGet(out: *mut c_int, ordinal: c_int) -> Status {
+    let d = Driver::get();
+    let value = d.ready().and_then(|()| device(ordinal)).map(|()| 0);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuDeviceGetName` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: c_int, dev: c_int) -> Status {
+    const NAME: &[u8] = b"tensorswap emulated GPU (CPU)\0";
+    call(|d| {
+        d.ready()?;
+        device(dev)?;
+        if name.is_null() || len <= 0 {
+            return Err(refuse(
+                Status::INVALID_VALUE,
+                format_args!("cuDeviceGetName into {len} bytes"),
+            ));
+        }
+        let n = NAME.len().min(len as usize);
+        // SAFETY: `name` is valid for `len` bytes (driver contract); the last
+        // byte written is a NUL.
+        unsafe {
+            std::ptr::copy_nonoverlapping(NAME.as_ptr().cast::<c_char>(), name, n);
+            *name.add(n - 1) = 0;
+        }
+        Ok(())
+    })
+}
+
+/// The driver's `cuDeviceTotalMem_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceTotalMem_v2(out: *mut usize, dev: c_int) -> Status {
+    let d = Driver::get();
+    let value = d
+        .ready()
+        .and_then(|()| device(dev))
+        .map(|()| d.heap.capacity());
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuDeviceGetAttribute` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDeviceGetAttribute(
+    out: *mut c_int,
+    attribute: c_int,
+    dev: c_int,
+) -> Status {
+    let v = match attribute {
+        75 => 9,  // compute capability major
+        76 => 0,  // minor
+        115 => 1, // memory pools supported: cuMemAllocAsync
+        41 => 1,  // unified addressing
+        40 => 2,  // copy engines
+        _ => 0,   // PCI ids and everything else
+    };
+    let d = Driver::get();
+    let value = d.ready().and_then(|()| device(dev)).map(|()| v);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuDevicePrimaryCtxRetain` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(out: *mut Handle, dev: c_int) -> Status {
+    let d = Driver::get();
+    let value = d
+        .ready()
+        .and_then(|()| device(dev))
+        .map(|()| PRIMARY as Handle);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuDevicePrimaryCtxRelease_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> Status {
+    call(|d| d.ready().and_then(|()| device(dev)))
+}
+
+/// The driver's `cuCtxSetCurrent` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxSetCurrent(ctx: Handle) -> Status {
+    call(|d| d.ready().and_then(|()| d.set_current(ctx as usize)))
+}
+
+/// The driver's `cuCtxGetCurrent` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxGetCurrent(out: *mut Handle) -> Status {
+    let d = Driver::get();
+    let value = d.ready().map(|()| d.current() as Handle);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuCtxGetDevice` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxGetDevice(out: *mut c_int) -> Status {
+    let d = Driver::get();
+    let value = d.in_context().map(|()| 0);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuCtxSynchronize` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuCtxSynchronize() -> Status {
+    call(|d| {
+        d.in_context()?;
+        d.synchronize_all()?;
+        d.ready()
+    })
+}
+
+/// The driver's `cuStreamCreate` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamCreate(out: *mut Handle, _flags: c_uint) -> Status {
+    let d = Driver::get();
+    let value = d
+        .in_context()
+        .and_then(|()| d.create_stream())
+        .map(|h| h as Handle);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuStreamDestroy_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamDestroy_v2(stream: Handle) -> Status {
+    call(|d| d.ready().and_then(|()| d.destroy_stream(stream as usize)))
+}
+
+/// The driver's `cuStreamSynchronize` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamSynchronize(stream: Handle) -> Status {
+    call(|d| {
+        d.ready()?;
+        d.stream(stream as usize)?.synchronize()?;
+        d.ready()
+    })
+}
+
+/// The driver's `cuStreamWaitEvent` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuStreamWaitEvent(
+    stream: Handle,
+    event: Handle,
+    _flags: c_uint,
+) -> Status {
+    call(|d| {
+        d.ready()?;
+        let event = d.event(event as usize)?;
+        d.stream(stream as usize)?.wait_event(&event)
+    })
+}
+
+/// The driver's `cuEventCreate` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuEventCreate(out: *mut Handle, _flags: c_uint) -> Status {
+    let d = Driver::get();
+    let value = d.in_context().map(|()| d.create_event() as Handle);
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuEventRecord` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuEventRecord(event: Handle, stream: Handle) -> Status {
+    call(|d| {
+        d.ready()?;
+        let event = d.event(event as usize)?;
+        d.stream(stream as usize)?.record(&event)
+    })
+}
+
+/// The driver's `cuEventSynchronize` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuEventSynchronize(event: Handle) -> Status {
+    call(|d| {
+        d.ready()?;
+        d.event(event as usize)?.synchronize();
+        d.ready()
+    })
+}
+
+/// The driver's `cuEventQuery` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuEventQuery(event: Handle) -> Status {
+    call(|d| {
+        d.ready()?;
+        match d.event(event as usize)?.query() {
+            Status::SUCCESS => d.ready(),
+            pending => Err(pending),
+        }
+    })
+}
+
+/// The driver's `cuEventDestroy_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuEventDestroy_v2(event: Handle) -> Status {
+    call(|d| d.ready().and_then(|()| d.destroy_event(event as usize)))
+}
+
+/// The driver's `cuMemAlloc_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAlloc_v2(out: *mut u64, len: usize) -> Status {
+    let d = Driver::get();
+    let value = d.in_context().and_then(|()| d.heap.alloc(CONTEXT, len));
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuMemFree_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemFree_v2(ptr: u64) -> Status {
+    call(|d| {
+        d.in_context()?;
+        d.synchronize_all()?;
+        d.heap.free(CONTEXT, ptr)
+    })
+}
+
+/// The driver's `cuMemAllocAsync` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemAllocAsync(out: *mut u64, len: usize, stream: Handle) -> Status {
+    let d = Driver::get();
+    let value = d
+        .in_context()
+        .and_then(|()| d.stream(stream as usize).map(drop))
+        .and_then(|()| d.heap.alloc(CONTEXT, len));
+    // SAFETY: the driver contract (module docs).
+    unsafe { answer(out, value) }
+}
+
+/// The driver's `cuMemFreeAsync` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemFreeAsync(ptr: u64, stream: Handle) -> Status {
+    call(|d| {
+        d.in_context()?;
+        d.stream(stream as usize)?.enqueue(move || {
+            if let Err(status) = d.heap.free(CONTEXT, ptr) {
+                d.fail(status);
+            }
+        })
+    })
+}
+
+/// The driver's `cuMemGetInfo_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> Status {
+    call(|d| {
+        d.in_context()?;
+        let total_bytes = d.heap.capacity();
+        // SAFETY: the driver contract (module docs).
+        unsafe {
+            put(free, total_bytes - d.heap.used())?;
+            put(total, total_bytes)
+        }
+    })
+}
+
+/// A host pointer carried into a stream's work (the driver contract keeps
+/// the memory valid until the work has run).
+#[derive(Clone, Copy)]
+struct HostPtr(usize);
+
+/// The driver's `cuMemcpyHtoDAsync_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
+    dst: u64,
+    src: *const c_void,
+    len: usize,
+    stream: Handle,
+) -> Status {
+    let src = HostPtr(src as usize);
+    call(|d| {
+        d.in_context()?;
+        if src.0 == 0 && len > 0 {
+            return Err(refuse(
+                Status::INVALID_VALUE,
+                format_args!("a copy from a null host pointer"),
+            ));
+        }
+        d.stream(stream as usize)?.enqueue(move || {
+            let copied = d.heap.with_bytes(CONTEXT, dst, len, |bytes| {
+                // SAFETY: `src` is valid for `len` bytes until this copy has
+                // run (driver contract); device bytes are the heap's own.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.0 as *const u8, bytes.as_mut_ptr(), len)
+                }
+            });
+            if copied.is_err() {
+                d.fail(crate::driver::ILLEGAL_ADDRESS);
+            }
+        })
+    })
+}
+
+/// The driver's `cuMemcpyDtoHAsync_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
+    dst: *mut c_void,
+    src: u64,
+    len: usize,
+    stream: Handle,
+) -> Status {
+    let dst = HostPtr(dst as usize);
+    call(|d| {
+        d.in_context()?;
+        if dst.0 == 0 && len > 0 {
+            return Err(refuse(
+                Status::INVALID_VALUE,
+                format_args!("a copy to a null host pointer"),
+            ));
+        }
+        d.stream(stream as usize)?.enqueue(move || {
+            let copied = d.heap.with_bytes(CONTEXT, src, len, |bytes| {
+                // SAFETY: `dst` is valid for `len` bytes until this copy has
+                // run (driver contract).
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.0 as *mut u8, len) }
+            });
+            if copied.is_err() {
+                d.fail(crate::driver::ILLEGAL_ADDRESS);
+            }
+        })
+    })
+}
+
+/// The driver's `cuMemHostRegister_v2` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemHostRegister_v2(
+    ptr: *mut c_void,
+    len: usize,
+    _flags: c_uint,
+) -> Status {
+    call(|d| {
+        d.in_context()
+            .and_then(|()| d.register_host(ptr as usize, len))
+    })
+}
+
+/// The driver's `cuMemHostUnregister` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemHostUnregister(ptr: *mut c_void) -> Status {
+    call(|d| {
+        d.in_context()
+            .and_then(|()| d.unregister_host(ptr as usize))
+    })
+}
+
+/// The driver's `cuMemHostAlloc` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemHostAlloc(
+    ptr: *mut *mut c_void,
+    len: usize,
+    _flags: c_uint,
+) -> Status {
+    call(|d| {
+        d.in_context()?;
+        let layout = std::alloc::Layout::from_size_align(len.max(1), 4096).map_err(|_| {
+            refuse(
+                Status::INVALID_VALUE,
+                format_args!("cuMemHostAlloc of {len} bytes"),
+            )
+        })?;
+        // SAFETY: a non-zero size with a valid alignment.
+        let block = unsafe { std::alloc::alloc_zeroed(layout) };
+        if block.is_null() {
+            return Err(Status::OUT_OF_MEMORY);
+        }
+        d.add_host_block(block as usize, len.max(1));
+        // SAFETY: the driver contract (module docs).
+        unsafe { put(ptr, block.cast()) }
+    })
+}
+
+/// The driver's `cuMemFreeHost` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuMemFreeHost(ptr: *mut c_void) -> Status {
+    call(|d| {
+        d.ready()?;
+        let len = d.take_host_block(ptr as usize)?;
+        let layout =
+            std::alloc::Layout::from_size_align(len, 4096).map_err(|_| Status::INVALID_VALUE)?;
+        // SAFETY: `ptr` came from `cuMemHostAlloc` with this layout and is
+        // freed once (its record was just taken).
+        unsafe { std::alloc::dealloc(ptr.cast(), layout) };
+        Ok(())
+    })
+}
+
+/// Names and descriptions of the statuses the emulator returns.
+fn describe(status: u32) -> Option<(&'static CStr, &'static CStr)> {
+    Some(match status {
+        0 => (c"CUDA_SUCCESS", c"no error"),
+        1 => (c"CUDA_ERROR_INVALID_VALUE", c"invalid argument"),
+        2 => (c"CUDA_ERROR_OUT_OF_MEMORY", c"out of memory"),
+        3 => (c"CUDA_ERROR_NOT_INITIALIZED", c"initialization error"),
+        101 => (c"CUDA_ERROR_INVALID_DEVICE", c"invalid device ordinal"),
+        201 => (c"CUDA_ERROR_INVALID_CONTEXT", c"invalid device context"),
+        400 => (c"CUDA_ERROR_INVALID_HANDLE", c"invalid resource handle"),
+        600 => (c"CUDA_ERROR_NOT_READY", c"device not ready"),
+        700 => (
+            c"CUDA_ERROR_ILLEGAL_ADDRESS",
+            c"an illegal memory access was encountered",
+        ),
+        712 => (
+            c"CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED",
+            c"part or all of the requested memory range is already mapped",
+        ),
+        713 => (
+            c"CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
+            c"pointer does not correspond to a registered memory region",
+        ),
+        801 => (
+            c"CUDA_ERROR_NOT_SUPPORTED",
+            c"operation not supported (by tensorswap's CUDA emulator)",
+        ),
+        _ => return None,
+    })
+}
+
+/// The driver's `cuGetErrorName` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuGetErrorName(status: u32, name: *mut *const c_char) -> Status {
+    match describe(status) {
+        // SAFETY: the driver contract (module docs).
+        Some((n, _)) => Status::of(unsafe { put(name, n.as_ptr()) }),
+        None => Status::INVALID_VALUE,
+    }
+}
+
+/// The driver's `cuGetErrorString` (the module docs say what is checked).
+#[no_mangle]
+pub unsafe extern "C" fn cuGetErrorString(status: u32, text: *mut *const c_char) -> Status {
+    match describe(status) {
+        // SAFETY: the driver contract (module docs).
+        Some((_, t)) => Status::of(unsafe { put(text, t.as_ptr()) }),
+        None => Status::INVALID_VALUE,
+    }
+}
