@@ -205,6 +205,7 @@ pub unsafe extern "C" fn cuCtxSynchronize() -> Status {
     call(|d| {
         d.in_context()?;
         d.synchronize_all()?;
+        d.host_synced_stream(None);
         d.ready()
     })
 }
@@ -233,6 +234,7 @@ pub unsafe extern "C" fn cuStreamSynchronize(stream: Handle) -> Status {
     call(|d| {
         d.ready()?;
         d.stream(stream as usize)?.synchronize()?;
+        d.host_synced_stream(Some(stream as usize));
         d.ready()
     })
 }
@@ -246,8 +248,11 @@ pub unsafe extern "C" fn cuStreamWaitEvent(
 ) -> Status {
     call(|d| {
         d.ready()?;
-        let event = d.event(event as usize)?;
-        d.stream(stream as usize)?.wait_event(&event)
+        let handle = event as usize;
+        let event = d.event(handle)?;
+        d.stream(stream as usize)?.wait_event(&event)?;
+        d.waited(stream as usize, handle);
+        Ok(())
     })
 }
 
@@ -265,8 +270,11 @@ pub unsafe extern "C" fn cuEventCreate(out: *mut Handle, _flags: c_uint) -> Stat
 pub unsafe extern "C" fn cuEventRecord(event: Handle, stream: Handle) -> Status {
     call(|d| {
         d.ready()?;
-        let event = d.event(event as usize)?;
-        d.stream(stream as usize)?.record(&event)
+        let handle = event as usize;
+        let event = d.event(handle)?;
+        d.stream(stream as usize)?.record(&event)?;
+        d.recorded(handle, stream as usize);
+        Ok(())
     })
 }
 
@@ -276,6 +284,7 @@ pub unsafe extern "C" fn cuEventSynchronize(event: Handle) -> Status {
     call(|d| {
         d.ready()?;
         d.event(event as usize)?.synchronize();
+        d.host_synced_event(event as usize);
         d.ready()
     })
 }
@@ -313,7 +322,9 @@ pub unsafe extern "C" fn cuMemFree_v2(ptr: u64) -> Status {
     call(|d| {
         d.in_context()?;
         d.synchronize_all()?;
-        d.heap.free(CONTEXT, ptr)
+        d.heap.free(CONTEXT, ptr)?;
+        d.freed(ptr);
+        Ok(())
     })
 }
 
@@ -324,7 +335,8 @@ pub unsafe extern "C" fn cuMemAllocAsync(out: *mut u64, len: usize, stream: Hand
     let value = d
         .in_context()
         .and_then(|()| d.stream(stream as usize).map(drop))
-        .and_then(|()| d.heap.alloc(CONTEXT, len));
+        .and_then(|()| d.heap.alloc(CONTEXT, len))
+        .inspect(|&base| d.allocated_on(base, stream as usize));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -334,11 +346,13 @@ pub unsafe extern "C" fn cuMemAllocAsync(out: *mut u64, len: usize, stream: Hand
 pub unsafe extern "C" fn cuMemFreeAsync(ptr: u64, stream: Handle) -> Status {
     call(|d| {
         d.in_context()?;
-        d.stream(stream as usize)?.enqueue(move || {
-            if let Err(status) = d.heap.free(CONTEXT, ptr) {
-                d.fail(status);
-            }
-        })
+        d.check_ordered(ptr, stream as usize)?;
+        d.queued(stream as usize);
+        d.stream(stream as usize)?
+            .enqueue(move || match d.heap.free(CONTEXT, ptr) {
+                Ok(()) => d.freed(ptr),
+                Err(status) => d.fail(status),
+            })
     })
 }
 
@@ -378,6 +392,8 @@ pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
                 format_args!("a copy from a null host pointer"),
             ));
         }
+        d.check_ordered(dst, stream as usize)?;
+        d.queued(stream as usize);
         d.stream(stream as usize)?.enqueue(move || {
             let copied = d.heap.with_bytes(CONTEXT, dst, len, |bytes| {
                 // SAFETY: `src` is valid for `len` bytes until this copy has
@@ -410,6 +426,8 @@ pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
                 format_args!("a copy to a null host pointer"),
             ));
         }
+        d.check_ordered(src, stream as usize)?;
+        d.queued(stream as usize);
         d.stream(stream as usize)?.enqueue(move || {
             let copied = d.heap.with_bytes(CONTEXT, src, len, |bytes| {
                 // SAFETY: `dst` is valid for `len` bytes until this copy has

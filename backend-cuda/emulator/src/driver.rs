@@ -37,6 +37,42 @@ pub struct Driver {
     /// `cuMemHostAlloc` blocks: start -> length.
     host_blocks: Mutex<HashMap<usize, usize>>,
     sticky: AtomicU32,
+    order: Mutex<Order>,
+}
+
+/// What each stream is known to come after, as the host queued it: a
+/// vector clock per stream (items queued on each stream it is ordered
+/// after), per recorded event, and for the host (what it synchronised
+/// with). Checked when work is queued, so the verdict does not depend on
+/// timing.
+#[derive(Default)]
+struct Order {
+    streams: HashMap<usize, Clock>,
+    events: HashMap<usize, Clock>,
+    host: Clock,
+    /// Stream-ordered allocations: start -> (stream, its item that made it).
+    made: HashMap<u64, (usize, u64)>,
+}
+
+type Clock = HashMap<usize, u64>;
+
+fn merge(into: &mut Clock, from: &Clock) {
+    for (&stream, &seq) in from {
+        let at = into.entry(stream).or_insert(0);
+        *at = (*at).max(seq);
+    }
+}
+
+impl Order {
+    /// A new item on `stream`, after everything the host already knows of.
+    fn tick(&mut self, stream: usize) -> u64 {
+        let host = self.host.clone();
+        let clock = self.streams.entry(stream).or_default();
+        merge(clock, &host);
+        let seq = clock.entry(stream).or_insert(0);
+        *seq += 1;
+        *seq
+    }
 }
 
 thread_local! {
@@ -65,6 +101,7 @@ impl Driver {
             registered: Mutex::new(BTreeMap::new()),
             host_blocks: Mutex::new(HashMap::new()),
             sticky: AtomicU32::new(0),
+            order: Mutex::new(Order::default()),
         })
     }
 
@@ -203,6 +240,87 @@ impl Driver {
                 format_args!("destroying event {handle:#x}, which is not live"),
             )
         })
+    }
+
+    /// An item (a copy, a free) queued on `stream`.
+    pub fn queued(&self, stream: usize) {
+        lock(&self.order).tick(stream);
+    }
+
+    /// `cuEventRecord`: the event carries what its stream is ordered after.
+    pub fn recorded(&self, event: usize, stream: usize) {
+        let mut order = lock(&self.order);
+        order.tick(stream);
+        let snapshot = order.streams.get(&stream).cloned().unwrap_or_default();
+        order.events.insert(event, snapshot);
+    }
+
+    /// `cuStreamWaitEvent`: the stream is ordered after the event's record.
+    pub fn waited(&self, stream: usize, event: usize) {
+        let mut order = lock(&self.order);
+        let snapshot = order.events.get(&event).cloned().unwrap_or_default();
+        order.tick(stream);
+        merge(order.streams.entry(stream).or_default(), &snapshot);
+    }
+
+    /// The host synchronised with a stream (`None`: with every stream).
+    pub fn host_synced_stream(&self, stream: Option<usize>) {
+        let mut order = lock(&self.order);
+        let clocks: Vec<Clock> = match stream {
+            Some(s) => order.streams.get(&s).cloned().into_iter().collect(),
+            None => order.streams.values().cloned().collect(),
+        };
+        for clock in clocks {
+            merge(&mut order.host, &clock);
+        }
+    }
+
+    /// The host synchronised with an event.
+    pub fn host_synced_event(&self, event: usize) {
+        let mut order = lock(&self.order);
+        let snapshot = order.events.get(&event).cloned().unwrap_or_default();
+        merge(&mut order.host, &snapshot);
+    }
+
+    /// `cuMemAllocAsync` made `base` on `stream`.
+    pub fn allocated_on(&self, base: u64, stream: usize) {
+        let mut order = lock(&self.order);
+        let seq = order.tick(stream);
+        order.made.insert(base, (stream, seq));
+    }
+
+    /// `base` was freed.
+    pub fn freed(&self, base: u64) {
+        lock(&self.order).made.remove(&base);
+    }
+
+    /// Refuses device memory used on `stream` before its stream-ordered
+    /// allocation is ordered there (an event recorded after the allocation
+    /// and waited for by `stream`, or a host synchronisation in between).
+    pub fn check_ordered(&self, addr: u64, stream: usize) -> Result<(), Status> {
+        let Some(base) = self.heap.base_of(addr) else {
+            return Ok(()); // refused by the access itself
+        };
+        let order = lock(&self.order);
+        let Some(&(made_on, seq)) = order.made.get(&base) else {
+            return Ok(());
+        };
+        let known = order
+            .streams
+            .get(&stream)
+            .and_then(|clock| clock.get(&made_on))
+            .copied()
+            .unwrap_or(0)
+            .max(order.host.get(&made_on).copied().unwrap_or(0));
+        if made_on != stream && known < seq {
+            return Err(refuse(
+                Status::INVALID_VALUE,
+                format_args!(
+                    "{addr:#x} used on stream {stream:#x} before its allocation on stream {made_on:#x} is ordered there (no event wait)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `cuMemHostRegister`: refused for a range that overlaps one already

@@ -103,6 +103,13 @@ impl Heap {
         Ok(())
     }
 
+    /// The start of the live allocation holding `addr`, if any.
+    pub fn base_of(&self, addr: u64) -> Option<u64> {
+        let inner = self.lock();
+        let (&base, allocation) = inner.live.range(..=addr).next_back()?;
+        (addr - base < allocation.bytes.len() as u64).then_some(base)
+    }
+
     /// Bytes allocated now.
     pub fn used(&self) -> usize {
         self.lock().used

@@ -96,6 +96,23 @@ fn the_driver_api_end_to_end() {
             Ok("CUDA_ERROR_ILLEGAL_ADDRESS")
         );
 
+        // Memory allocated on one stream, used on another with no wait in
+        // between: refused when queued, whatever the timing.
+        let mut other = 0u64;
+        ok(cuMemAllocAsync(&mut other, 4096, up));
+        assert_eq!(
+            cuMemcpyDtoHAsync_v2(back.as_mut_ptr().cast(), other, 16, down),
+            Status::INVALID_VALUE
+        );
+        ok(cuStreamSynchronize(up));
+        ok(cuMemcpyDtoHAsync_v2(
+            back.as_mut_ptr().cast(),
+            other,
+            16,
+            down,
+        ));
+        ok(cuStreamSynchronize(down));
+
         // A free on the stream, then a copy of the freed memory: the copy
         // fails when it runs, and the error sticks.
         ok(cuMemFreeAsync(ptr, up));
