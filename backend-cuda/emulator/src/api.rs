@@ -375,6 +375,40 @@ pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) ->
 #[derive(Clone, Copy)]
 struct HostPtr(usize);
 
+/// Queues a copy between host memory and device memory on `stream`:
+/// handles and stream order are checked now, the device range when it runs.
+fn queue_copy(stream: Handle, device: u64, host: HostPtr, len: usize, to_device: bool) -> Status {
+    call(|d| {
+        d.in_context()?;
+        if host.0 == 0 && len > 0 {
+            return Err(refuse(
+                Status::INVALID_VALUE,
+                format_args!("a copy with a null host pointer"),
+            ));
+        }
+        d.check_ordered(device, stream as usize)?;
+        d.queued(stream as usize);
+        d.stream(stream as usize)?.enqueue(move || {
+            let copied = d.heap.with_bytes(CONTEXT, device, len, |bytes| {
+                let host = host.0 as *mut u8;
+                // SAFETY: the host range is valid for `len` bytes until this
+                // copy has run (driver contract); the device bytes are the
+                // heap's own, borrowed for the call.
+                unsafe {
+                    if to_device {
+                        std::ptr::copy_nonoverlapping(host.cast_const(), bytes.as_mut_ptr(), len);
+                    } else {
+                        std::ptr::copy_nonoverlapping(bytes.as_ptr(), host, len);
+                    }
+                }
+            });
+            if copied.is_err() {
+                d.fail(crate::driver::ILLEGAL_ADDRESS);
+            }
+        })
+    })
+}
+
 /// The driver's `cuMemcpyHtoDAsync_v2` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
@@ -383,30 +417,7 @@ pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
     len: usize,
     stream: Handle,
 ) -> Status {
-    let src = HostPtr(src as usize);
-    call(|d| {
-        d.in_context()?;
-        if src.0 == 0 && len > 0 {
-            return Err(refuse(
-                Status::INVALID_VALUE,
-                format_args!("a copy from a null host pointer"),
-            ));
-        }
-        d.check_ordered(dst, stream as usize)?;
-        d.queued(stream as usize);
-        d.stream(stream as usize)?.enqueue(move || {
-            let copied = d.heap.with_bytes(CONTEXT, dst, len, |bytes| {
-                // SAFETY: `src` is valid for `len` bytes until this copy has
-                // run (driver contract); device bytes are the heap's own.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(src.0 as *const u8, bytes.as_mut_ptr(), len)
-                }
-            });
-            if copied.is_err() {
-                d.fail(crate::driver::ILLEGAL_ADDRESS);
-            }
-        })
-    })
+    queue_copy(stream, dst, HostPtr(src as usize), len, true)
 }
 
 /// The driver's `cuMemcpyDtoHAsync_v2` (the module docs say what is checked).
@@ -417,28 +428,7 @@ pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
     len: usize,
     stream: Handle,
 ) -> Status {
-    let dst = HostPtr(dst as usize);
-    call(|d| {
-        d.in_context()?;
-        if dst.0 == 0 && len > 0 {
-            return Err(refuse(
-                Status::INVALID_VALUE,
-                format_args!("a copy to a null host pointer"),
-            ));
-        }
-        d.check_ordered(src, stream as usize)?;
-        d.queued(stream as usize);
-        d.stream(stream as usize)?.enqueue(move || {
-            let copied = d.heap.with_bytes(CONTEXT, src, len, |bytes| {
-                // SAFETY: `dst` is valid for `len` bytes until this copy has
-                // run (driver contract).
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst.0 as *mut u8, len) }
-            });
-            if copied.is_err() {
-                d.fail(crate::driver::ILLEGAL_ADDRESS);
-            }
-        })
-    })
+    queue_copy(stream, src, HostPtr(dst as usize), len, false)
 }
 
 /// The driver's `cuMemHostRegister_v2` (the module docs say what is checked).
