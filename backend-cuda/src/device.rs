@@ -158,9 +158,19 @@ impl CudaDevice {
             len,
             reason,
         })?;
-        let event = stream
-            .record_event(Some(sys::CUevent_flags::CU_EVENT_BLOCKING_SYNC))
-            .map_err(|e| failed("record an event", &e))?;
+        let event = match stream.record_event(Some(sys::CUevent_flags::CU_EVENT_BLOCKING_SYNC)) {
+            Ok(event) => event,
+            Err(e) => {
+                // The copy is queued and may still be running, and the
+                // error hands its buffers back: wait for it first. (Found
+                // by the emulated driver: the buffers used to go back
+                // while the copy still wrote into them.)
+                if let Err(sync) = stream.synchronize() {
+                    tracing::error!(backend = BACKEND, error = %driver::describe(&sync), "waiting for a copy whose event failed");
+                }
+                return Err(failed("record an event", &e));
+            }
+        };
         Ok(CudaPending::new(Some(event), check, direction, offset, len))
     }
 

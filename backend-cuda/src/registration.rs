@@ -32,14 +32,17 @@ impl HostRegistration {
     /// `ptr..ptr + len` is host memory of this process that stays allocated
     /// until the registration is dropped, and is not registered already.
     pub(crate) unsafe fn new(ctx: &Arc<CudaContext>, ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        let this = Self {
+        // Made only once the range is registered: dropping it unregisters.
+        // (Found by the emulated driver: a refused registration used to be
+        // dropped here, unregistering a range it never held.)
+        let this = || Self {
             ptr,
             len,
             ctx: Arc::clone(ctx),
         };
         if len == 0 {
             // Nothing to lock (and the driver refuses empty ranges).
-            return Ok(this);
+            return Ok(this());
         }
         ctx.bind_to_thread()
             .map_err(|e| crate::driver::failed("bind context", &e))?;
@@ -52,7 +55,7 @@ impl HostRegistration {
             op: "register host memory (cuMemHostRegister)",
             reason: format!("{len} bytes: {}", describe(&e)),
         })?;
-        Ok(this)
+        Ok(this())
     }
 
     /// Bytes registered.

@@ -15,13 +15,15 @@
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 use crate::driver::{Driver, CONTEXT, PRIMARY};
+use crate::faults;
 use crate::result::{refuse, Status};
 
 type Handle = *mut c_void;
 
-/// Runs `f` and turns its outcome into a status.
-fn call(f: impl FnOnce(&'static Driver) -> Result<(), Status>) -> Status {
-    Status::of(f(Driver::get()))
+/// Runs entry point `entry` (unless a fault is armed for this call) and
+/// turns its outcome into a status.
+fn call(entry: &str, f: impl FnOnce(&'static Driver) -> Result<(), Status>) -> Status {
+    Status::of(faults::check(entry).and_then(|()| f(Driver::get())))
 }
 
 /// The status of a call that answers through an out-pointer.
@@ -68,7 +70,7 @@ fn device(ordinal: c_int) -> Result<(), Status> {
 /// The driver's `cuInit` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuInit(_flags: c_uint) -> Status {
-    call(|d| {
+    call("cuInit", |d| {
         d.init();
         Ok(())
     })
@@ -77,7 +79,7 @@ pub unsafe extern "C" fn cuInit(_flags: c_uint) -> Status {
 /// The driver's `cuDriverGetVersion` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuDriverGetVersion(out: *mut c_int) -> Status {
-    let value = Ok::<c_int, Status>(12060);
+    let value = faults::check("cuDriverGetVersion").map(|()| 12060);
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -86,7 +88,7 @@ pub unsafe extern "C" fn cuDriverGetVersion(out: *mut c_int) -> Status {
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetCount(out: *mut c_int) -> Status {
     let d = Driver::get();
-    let value = d.ready().map(|()| 1);
+    let value = faults::check("cuDeviceGetCount").and_then(|()| d.ready().map(|()| 1));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -95,7 +97,8 @@ pub unsafe extern "C" fn cuDeviceGetCount(out: *mut c_int) -> Status {
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGet(out: *mut c_int, ordinal: c_int) -> Status {
     let d = Driver::get();
-    let value = d.ready().and_then(|()| device(ordinal)).map(|()| 0);
+    let value = faults::check("cuDeviceGet")
+        .and_then(|()| d.ready().and_then(|()| device(ordinal)).map(|()| 0));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -104,7 +107,7 @@ pub unsafe extern "C" fn cuDeviceGet(out: *mut c_int, ordinal: c_int) -> Status 
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: c_int, dev: c_int) -> Status {
     const NAME: &[u8] = b"tensorswap emulated GPU (CPU)\0";
-    call(|d| {
+    call("cuDeviceGetName", |d| {
         d.ready()?;
         device(dev)?;
         if name.is_null() || len <= 0 {
@@ -128,10 +131,11 @@ pub unsafe extern "C" fn cuDeviceGetName(name: *mut c_char, len: c_int, dev: c_i
 #[no_mangle]
 pub unsafe extern "C" fn cuDeviceTotalMem_v2(out: *mut usize, dev: c_int) -> Status {
     let d = Driver::get();
-    let value = d
-        .ready()
-        .and_then(|()| device(dev))
-        .map(|()| d.heap.capacity());
+    let value = faults::check("cuDeviceTotalMem_v2").and_then(|()| {
+        d.ready()
+            .and_then(|()| device(dev))
+            .map(|()| d.heap.capacity())
+    });
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -152,7 +156,8 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
         _ => 0,   // PCI ids and everything else
     };
     let d = Driver::get();
-    let value = d.ready().and_then(|()| device(dev)).map(|()| v);
+    let value = faults::check("cuDeviceGetAttribute")
+        .and_then(|()| d.ready().and_then(|()| device(dev)).map(|()| v));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -161,10 +166,11 @@ pub unsafe extern "C" fn cuDeviceGetAttribute(
 #[no_mangle]
 pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(out: *mut Handle, dev: c_int) -> Status {
     let d = Driver::get();
-    let value = d
-        .ready()
-        .and_then(|()| device(dev))
-        .map(|()| PRIMARY as Handle);
+    let value = faults::check("cuDevicePrimaryCtxRetain").and_then(|()| {
+        d.ready()
+            .and_then(|()| device(dev))
+            .map(|()| PRIMARY as Handle)
+    });
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -172,20 +178,25 @@ pub unsafe extern "C" fn cuDevicePrimaryCtxRetain(out: *mut Handle, dev: c_int) 
 /// The driver's `cuDevicePrimaryCtxRelease_v2` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuDevicePrimaryCtxRelease_v2(dev: c_int) -> Status {
-    call(|d| d.ready().and_then(|()| device(dev)))
+    call("cuDevicePrimaryCtxRelease_v2", |d| {
+        d.ready().and_then(|()| device(dev))
+    })
 }
 
 /// The driver's `cuCtxSetCurrent` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxSetCurrent(ctx: Handle) -> Status {
-    call(|d| d.ready().and_then(|()| d.set_current(ctx as usize)))
+    call("cuCtxSetCurrent", |d| {
+        d.ready().and_then(|()| d.set_current(ctx as usize))
+    })
 }
 
 /// The driver's `cuCtxGetCurrent` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetCurrent(out: *mut Handle) -> Status {
     let d = Driver::get();
-    let value = d.ready().map(|()| d.current() as Handle);
+    let value =
+        faults::check("cuCtxGetCurrent").and_then(|()| d.ready().map(|()| d.current() as Handle));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -194,7 +205,7 @@ pub unsafe extern "C" fn cuCtxGetCurrent(out: *mut Handle) -> Status {
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxGetDevice(out: *mut c_int) -> Status {
     let d = Driver::get();
-    let value = d.in_context().map(|()| 0);
+    let value = faults::check("cuCtxGetDevice").and_then(|()| d.in_context().map(|()| 0));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -202,7 +213,7 @@ pub unsafe extern "C" fn cuCtxGetDevice(out: *mut c_int) -> Status {
 /// The driver's `cuCtxSynchronize` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuCtxSynchronize() -> Status {
-    call(|d| {
+    call("cuCtxSynchronize", |d| {
         d.in_context()?;
         d.synchronize_all()?;
         d.host_synced_stream(None);
@@ -214,10 +225,11 @@ pub unsafe extern "C" fn cuCtxSynchronize() -> Status {
 #[no_mangle]
 pub unsafe extern "C" fn cuStreamCreate(out: *mut Handle, _flags: c_uint) -> Status {
     let d = Driver::get();
-    let value = d
-        .in_context()
-        .and_then(|()| d.create_stream())
-        .map(|h| h as Handle);
+    let value = faults::check("cuStreamCreate").and_then(|()| {
+        d.in_context()
+            .and_then(|()| d.create_stream())
+            .map(|h| h as Handle)
+    });
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -225,13 +237,15 @@ pub unsafe extern "C" fn cuStreamCreate(out: *mut Handle, _flags: c_uint) -> Sta
 /// The driver's `cuStreamDestroy_v2` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuStreamDestroy_v2(stream: Handle) -> Status {
-    call(|d| d.ready().and_then(|()| d.destroy_stream(stream as usize)))
+    call("cuStreamDestroy_v2", |d| {
+        d.ready().and_then(|()| d.destroy_stream(stream as usize))
+    })
 }
 
 /// The driver's `cuStreamSynchronize` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuStreamSynchronize(stream: Handle) -> Status {
-    call(|d| {
+    call("cuStreamSynchronize", |d| {
         d.ready()?;
         d.stream(stream as usize)?.synchronize()?;
         d.host_synced_stream(Some(stream as usize));
@@ -246,7 +260,7 @@ pub unsafe extern "C" fn cuStreamWaitEvent(
     event: Handle,
     _flags: c_uint,
 ) -> Status {
-    call(|d| {
+    call("cuStreamWaitEvent", |d| {
         d.ready()?;
         let handle = event as usize;
         let event = d.event(handle)?;
@@ -260,7 +274,8 @@ pub unsafe extern "C" fn cuStreamWaitEvent(
 #[no_mangle]
 pub unsafe extern "C" fn cuEventCreate(out: *mut Handle, _flags: c_uint) -> Status {
     let d = Driver::get();
-    let value = d.in_context().map(|()| d.create_event() as Handle);
+    let value = faults::check("cuEventCreate")
+        .and_then(|()| d.in_context().map(|()| d.create_event() as Handle));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -268,7 +283,7 @@ pub unsafe extern "C" fn cuEventCreate(out: *mut Handle, _flags: c_uint) -> Stat
 /// The driver's `cuEventRecord` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuEventRecord(event: Handle, stream: Handle) -> Status {
-    call(|d| {
+    call("cuEventRecord", |d| {
         d.ready()?;
         let handle = event as usize;
         let event = d.event(handle)?;
@@ -281,7 +296,7 @@ pub unsafe extern "C" fn cuEventRecord(event: Handle, stream: Handle) -> Status 
 /// The driver's `cuEventSynchronize` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuEventSynchronize(event: Handle) -> Status {
-    call(|d| {
+    call("cuEventSynchronize", |d| {
         d.ready()?;
         d.event(event as usize)?.synchronize();
         d.host_synced_event(event as usize);
@@ -292,10 +307,13 @@ pub unsafe extern "C" fn cuEventSynchronize(event: Handle) -> Status {
 /// The driver's `cuEventQuery` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuEventQuery(event: Handle) -> Status {
-    call(|d| {
+    call("cuEventQuery", |d| {
         d.ready()?;
         match d.event(event as usize)?.query() {
-            Status::SUCCESS => d.ready(),
+            Status::SUCCESS => {
+                d.host_synced_event(event as usize);
+                d.ready()
+            }
             pending => Err(pending),
         }
     })
@@ -304,14 +322,17 @@ pub unsafe extern "C" fn cuEventQuery(event: Handle) -> Status {
 /// The driver's `cuEventDestroy_v2` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuEventDestroy_v2(event: Handle) -> Status {
-    call(|d| d.ready().and_then(|()| d.destroy_event(event as usize)))
+    call("cuEventDestroy_v2", |d| {
+        d.ready().and_then(|()| d.destroy_event(event as usize))
+    })
 }
 
 /// The driver's `cuMemAlloc_v2` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAlloc_v2(out: *mut u64, len: usize) -> Status {
     let d = Driver::get();
-    let value = d.in_context().and_then(|()| d.heap.alloc(CONTEXT, len));
+    let value = faults::check("cuMemAlloc_v2")
+        .and_then(|()| d.in_context().and_then(|()| d.heap.alloc(CONTEXT, len)));
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -319,7 +340,7 @@ pub unsafe extern "C" fn cuMemAlloc_v2(out: *mut u64, len: usize) -> Status {
 /// The driver's `cuMemFree_v2` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuMemFree_v2(ptr: u64) -> Status {
-    call(|d| {
+    call("cuMemFree_v2", |d| {
         d.in_context()?;
         d.synchronize_all()?;
         d.heap.free(CONTEXT, ptr)?;
@@ -332,11 +353,12 @@ pub unsafe extern "C" fn cuMemFree_v2(ptr: u64) -> Status {
 #[no_mangle]
 pub unsafe extern "C" fn cuMemAllocAsync(out: *mut u64, len: usize, stream: Handle) -> Status {
     let d = Driver::get();
-    let value = d
-        .in_context()
-        .and_then(|()| d.stream(stream as usize).map(drop))
-        .and_then(|()| d.heap.alloc(CONTEXT, len))
-        .inspect(|&base| d.allocated_on(base, stream as usize));
+    let value = faults::check("cuMemAllocAsync").and_then(|()| {
+        d.in_context()
+            .and_then(|()| d.stream(stream as usize).map(drop))
+            .and_then(|()| d.heap.alloc(CONTEXT, len))
+            .inspect(|&base| d.allocated_on(base, stream as usize))
+    });
     // SAFETY: the driver contract (module docs).
     unsafe { answer(out, value) }
 }
@@ -344,10 +366,11 @@ pub unsafe extern "C" fn cuMemAllocAsync(out: *mut u64, len: usize, stream: Hand
 /// The driver's `cuMemFreeAsync` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuMemFreeAsync(ptr: u64, stream: Handle) -> Status {
-    call(|d| {
+    call("cuMemFreeAsync", |d| {
         d.in_context()?;
         d.check_ordered(ptr, stream as usize)?;
-        d.queued(stream as usize);
+        d.check_free(ptr, stream as usize)?;
+        d.used(ptr, stream as usize);
         d.stream(stream as usize)?
             .enqueue(move || match d.heap.free(CONTEXT, ptr) {
                 Ok(()) => d.freed(ptr),
@@ -359,7 +382,7 @@ pub unsafe extern "C" fn cuMemFreeAsync(ptr: u64, stream: Handle) -> Status {
 /// The driver's `cuMemGetInfo_v2` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuMemGetInfo_v2(free: *mut usize, total: *mut usize) -> Status {
-    call(|d| {
+    call("cuMemGetInfo_v2", |d| {
         d.in_context()?;
         let total_bytes = d.heap.capacity();
         // SAFETY: the driver contract (module docs).
@@ -377,8 +400,15 @@ struct HostPtr(usize);
 
 /// Queues a copy between host memory and device memory on `stream`:
 /// handles and stream order are checked now, the device range when it runs.
-fn queue_copy(stream: Handle, device: u64, host: HostPtr, len: usize, to_device: bool) -> Status {
-    call(|d| {
+fn queue_copy(
+    entry: &str,
+    stream: Handle,
+    device: u64,
+    host: HostPtr,
+    len: usize,
+    to_device: bool,
+) -> Status {
+    call(entry, |d| {
         d.in_context()?;
         if host.0 == 0 && len > 0 {
             return Err(refuse(
@@ -387,7 +417,7 @@ fn queue_copy(stream: Handle, device: u64, host: HostPtr, len: usize, to_device:
             ));
         }
         d.check_ordered(device, stream as usize)?;
-        d.queued(stream as usize);
+        d.used(device, stream as usize);
         d.stream(stream as usize)?.enqueue(move || {
             let copied = d.heap.with_bytes(CONTEXT, device, len, |bytes| {
                 let host = host.0 as *mut u8;
@@ -417,7 +447,14 @@ pub unsafe extern "C" fn cuMemcpyHtoDAsync_v2(
     len: usize,
     stream: Handle,
 ) -> Status {
-    queue_copy(stream, dst, HostPtr(src as usize), len, true)
+    queue_copy(
+        "cuMemcpyHtoDAsync_v2",
+        stream,
+        dst,
+        HostPtr(src as usize),
+        len,
+        true,
+    )
 }
 
 /// The driver's `cuMemcpyDtoHAsync_v2` (the module docs say what is checked).
@@ -428,7 +465,14 @@ pub unsafe extern "C" fn cuMemcpyDtoHAsync_v2(
     len: usize,
     stream: Handle,
 ) -> Status {
-    queue_copy(stream, src, HostPtr(dst as usize), len, false)
+    queue_copy(
+        "cuMemcpyDtoHAsync_v2",
+        stream,
+        src,
+        HostPtr(dst as usize),
+        len,
+        false,
+    )
 }
 
 /// The driver's `cuMemHostRegister_v2` (the module docs say what is checked).
@@ -438,7 +482,7 @@ pub unsafe extern "C" fn cuMemHostRegister_v2(
     len: usize,
     _flags: c_uint,
 ) -> Status {
-    call(|d| {
+    call("cuMemHostRegister_v2", |d| {
         d.in_context()
             .and_then(|()| d.register_host(ptr as usize, len))
     })
@@ -447,7 +491,7 @@ pub unsafe extern "C" fn cuMemHostRegister_v2(
 /// The driver's `cuMemHostUnregister` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuMemHostUnregister(ptr: *mut c_void) -> Status {
-    call(|d| {
+    call("cuMemHostUnregister", |d| {
         d.in_context()
             .and_then(|()| d.unregister_host(ptr as usize))
     })
@@ -460,7 +504,7 @@ pub unsafe extern "C" fn cuMemHostAlloc(
     len: usize,
     _flags: c_uint,
 ) -> Status {
-    call(|d| {
+    call("cuMemHostAlloc", |d| {
         d.in_context()?;
         let layout = std::alloc::Layout::from_size_align(len.max(1), 4096).map_err(|_| {
             refuse(
@@ -482,7 +526,7 @@ pub unsafe extern "C" fn cuMemHostAlloc(
 /// The driver's `cuMemFreeHost` (the module docs say what is checked).
 #[no_mangle]
 pub unsafe extern "C" fn cuMemFreeHost(ptr: *mut c_void) -> Status {
-    call(|d| {
+    call("cuMemFreeHost", |d| {
         d.ready()?;
         let len = d.take_host_block(ptr as usize)?;
         let layout =
@@ -543,4 +587,37 @@ pub unsafe extern "C" fn cuGetErrorString(status: u32, text: *mut *const c_char)
         Some((_, t)) => Status::of(unsafe { put(text, t.as_ptr()) }),
         None => Status::INVALID_VALUE,
     }
+}
+
+/// Arms a fault (tensorswap's own entry point, not the driver's): after
+/// `after` more calls of the entry point named `entry` succeed, the next
+/// one fails with `status`. Returns false for a name that is not UTF-8.
+///
+/// # Safety
+///
+/// `entry` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn tensorswap_emulator_arm_fault(
+    entry: *const c_char,
+    after: u64,
+    status: u32,
+) -> bool {
+    if entry.is_null() {
+        return false;
+    }
+    // SAFETY: a NUL-terminated string, by the contract above.
+    match unsafe { CStr::from_ptr(entry) }.to_str() {
+        Ok(name) => {
+            faults::arm(name, after, Status(status));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// How many calls the emulator refused so far in this process
+/// (tensorswap's own entry point; see [`crate::result::refused`]).
+#[no_mangle]
+pub extern "C" fn tensorswap_emulator_refusals() -> u64 {
+    crate::result::refused()
 }

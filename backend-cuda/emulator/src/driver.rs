@@ -52,6 +52,9 @@ struct Order {
     host: Clock,
     /// Stream-ordered allocations: start -> (stream, its item that made it).
     made: HashMap<u64, (usize, u64)>,
+    /// Queued uses of device memory: start -> stream -> its latest item
+    /// using it.
+    uses: HashMap<u64, HashMap<usize, u64>>,
 }
 
 type Clock = HashMap<usize, u64>;
@@ -65,6 +68,13 @@ fn merge(into: &mut Clock, from: &Clock) {
 
 impl Order {
     /// A new item on `stream`, after everything the host already knows of.
+    /// What `stream` is known to come after, the host's knowledge included.
+    fn knows(&self, stream: usize, of: usize) -> u64 {
+        let own = self.streams.get(&stream).and_then(|c| c.get(&of)).copied();
+        own.unwrap_or(0)
+            .max(self.host.get(&of).copied().unwrap_or(0))
+    }
+
     fn tick(&mut self, stream: usize) -> u64 {
         let host = self.host.clone();
         let clock = self.streams.entry(stream).or_default();
@@ -242,9 +252,33 @@ impl Driver {
         })
     }
 
-    /// An item (a copy, a free) queued on `stream`.
-    pub fn queued(&self, stream: usize) {
-        lock(&self.order).tick(stream);
+    /// A copy queued on `stream` that uses the device memory at `addr`.
+    pub fn used(&self, addr: u64, stream: usize) {
+        let base = self.heap.base_of(addr);
+        let mut order = lock(&self.order);
+        let seq = order.tick(stream);
+        if let Some(base) = base {
+            order.uses.entry(base).or_default().insert(stream, seq);
+        }
+    }
+
+    /// Refuses a free queued on `stream` while a use of the memory queued
+    /// on another stream is not ordered before it (the memory could be
+    /// freed, and reused, under that copy).
+    pub fn check_free(&self, base: u64, stream: usize) -> Result<(), Status> {
+        let order = lock(&self.order);
+        let uses = order.uses.get(&base).into_iter().flatten();
+        for (&other, &seq) in uses {
+            if other != stream && order.knows(stream, other) < seq {
+                return Err(refuse(
+                    Status::INVALID_VALUE,
+                    format_args!(
+                        "{base:#x} freed on stream {stream:#x} while its use on stream {other:#x} is not ordered before the free"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `cuEventRecord`: the event carries what its stream is ordered after.
@@ -291,7 +325,9 @@ impl Driver {
 
     /// `base` was freed.
     pub fn freed(&self, base: u64) {
-        lock(&self.order).made.remove(&base);
+        let mut order = lock(&self.order);
+        order.made.remove(&base);
+        order.uses.remove(&base);
     }
 
     /// Refuses device memory used on `stream` before its stream-ordered
@@ -305,14 +341,7 @@ impl Driver {
         let Some(&(made_on, seq)) = order.made.get(&base) else {
             return Ok(());
         };
-        let known = order
-            .streams
-            .get(&stream)
-            .and_then(|clock| clock.get(&made_on))
-            .copied()
-            .unwrap_or(0)
-            .max(order.host.get(&made_on).copied().unwrap_or(0));
-        if made_on != stream && known < seq {
+        if made_on != stream && order.knows(stream, made_on) < seq {
             return Err(refuse(
                 Status::INVALID_VALUE,
                 format_args!(

@@ -15,8 +15,10 @@
 //!   events and host registrations by handle; work that fails on a stream
 //!   leaves a sticky error.
 //! - [`api`]: the driver entry points cudarc and `backend-cuda` call.
+//! - [`faults`]: the Nth call of an entry point fails on demand
+//!   (`TENSORSWAP_CUDA_EMULATOR_FAULTS`, or `tensorswap_emulator_arm_fault`).
 //!
-//! Still to come (issue 16): cuFile, fault injection, every other symbol
+//! Still to come (issue 16): cuFile, every other symbol
 //! cudarc declares (as `CUDA_ERROR_NOT_SUPPORTED`, named in a log line),
 //! and the conformance target that puts the library on the loader path as
 //! `libcuda.so.1`. The library is named `libcuda_emulator.so` so that
@@ -26,12 +28,13 @@
 //!
 //! `result` (the driver's status codes) is the foundation; `heap`, `event`
 //! and `stream` use it (`stream` uses `event`: waits are stream items);
-//! `driver` uses those; `api` uses `driver`, and holds the crate's unsafe
-//! code.
+//! `faults` uses `result`; `driver` uses those; `api` uses `driver` and
+//! `faults`, and holds the crate's unsafe code.
 
 pub mod api;
 pub mod driver;
 pub mod event;
+pub mod faults;
 pub mod heap;
 pub mod result;
 pub mod stream;

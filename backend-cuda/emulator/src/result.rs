@@ -36,9 +36,20 @@ impl Status {
     }
 }
 
+/// Refusals so far in this process (what [`refused`] reports).
+static REFUSALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many calls the emulator refused so far: a test that expects none
+/// checks that this did not move (a refusal the code under test only
+/// logged is still a bug).
+pub fn refused() -> u64 {
+    REFUSALS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Says loudly what the emulator refused, and why: a refused pointer is a
 /// bug in the code under test, and must not pass unnoticed in a test log.
 pub(crate) fn refuse(status: Status, what: std::fmt::Arguments<'_>) -> Status {
+    REFUSALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     // The emulator is a test fixture loaded into processes that may have no
     // tracing subscriber of their own: stderr is where a test log shows it.
     eprintln!("cuda-emulator: refused ({}): {what}", status.0);

@@ -113,6 +113,22 @@ fn the_driver_api_end_to_end() {
         ));
         ok(cuStreamSynchronize(down));
 
+        // Freed on one stream while a copy queued on another is not
+        // ordered before the free: refused; after a wait, accepted.
+        ok(cuMemcpyDtoHAsync_v2(
+            back.as_mut_ptr().cast(),
+            other,
+            16,
+            down,
+        ));
+        assert_eq!(cuMemFreeAsync(other, up), Status::INVALID_VALUE);
+        let mut copied = null_mut();
+        ok(cuEventCreate(&mut copied, 0));
+        ok(cuEventRecord(copied, down));
+        ok(cuStreamWaitEvent(up, copied, 0));
+        ok(cuMemFreeAsync(other, up));
+        ok(cuStreamSynchronize(up));
+
         // A free on the stream, then a copy of the freed memory: the copy
         // fails when it runs, and the error sticks.
         ok(cuMemFreeAsync(ptr, up));

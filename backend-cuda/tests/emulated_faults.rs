@@ -1,0 +1,206 @@
+//! The cuda backend's error paths, run by making driver calls fail on the
+//! emulated driver (`backend-cuda/emulator`): each failure is a typed error
+//! that names what failed, hands the buffers back, and leaves the device
+//! usable. Skipped with the reason without the emulator library, a failure
+//! under `TENSORSWAP_REQUIRE=cuda-emulated`.
+
+mod emulated;
+
+use std::ffi::CStr;
+use std::process::ExitCode;
+
+use backend_cuda::CudaDevice;
+use emulated::{on_emulator, Run};
+use libtest_mimic::{Arguments, Failed, Trial};
+use swap_api::{DeviceExt, Error, PinnedPool};
+
+/// `CUDA_ERROR_OUT_OF_MEMORY` and `CUDA_ERROR_INVALID_VALUE`.
+const OUT_OF_MEMORY: u32 = 2;
+const INVALID_VALUE: u32 = 1;
+
+/// Arms a fault: the next call of `entry` fails with `status`.
+fn arm(entry: &CStr, status: u32) -> Result<(), Failed> {
+    emulated::arm_fault(entry, status).map_err(Failed::from)
+}
+
+/// Runs `test`, failing it if the emulator refused a call meanwhile (a
+/// refusal the backend only logged is still a bug).
+fn strict(test: fn() -> Result<(), Failed>) -> Result<(), Failed> {
+    let before = emulated::refusals()?;
+    test()?;
+    let after = emulated::refusals()?;
+    if after > before {
+        return Err(format!(
+            "the emulator refused {} call(s) (see its log lines)",
+            after - before
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn err(e: impl std::fmt::Display) -> Failed {
+    e.to_string().into()
+}
+
+/// The device still moves bytes both ways after a failure.
+fn still_works(dev: &CudaDevice) -> Result<(), Failed> {
+    let mut host = dev.alloc_host(4096).map_err(err)?;
+    host.fill(9);
+    let done = dev
+        .upload_blocking(host, dev.alloc(4096).map_err(err)?, 0)
+        .map_err(err)?;
+    let back = dev
+        .download_blocking(done.device, 0, vec![0u8; 4096])
+        .map_err(err)?;
+    if back.host.iter().all(|&b| b == 9) {
+        Ok(())
+    } else {
+        Err("after the failure the device moved the wrong bytes".into())
+    }
+}
+
+fn allocation_failure_is_out_of_memory() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    arm(c"cuMemAllocAsync", OUT_OF_MEMORY)?;
+    match dev.alloc(1 << 20) {
+        Err(Error::OutOfMemory {
+            requested,
+            available: Some(_),
+            ..
+        }) if requested == 1 << 20 => {}
+        other => {
+            return Err(format!("expected OutOfMemory with the free bytes, got {other:?}").into())
+        }
+    }
+    still_works(&dev)
+}
+
+fn upload_failure_hands_the_buffers_back() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    let mut host = dev.alloc_host(8192).map_err(err)?;
+    host.fill(3);
+    let buf = dev.alloc(8192).map_err(err)?;
+    arm(c"cuMemcpyHtoDAsync_v2", INVALID_VALUE)?;
+    match dev.upload(host, buf, 0) {
+        Err(rejected) => {
+            if !matches!(rejected.error, Error::Transfer { len: 8192, .. }) {
+                return Err(format!("expected a Transfer error, got {}", rejected.error).into());
+            }
+            let host = rejected.value.host;
+            if host.len() != 8192 || host.iter().any(|&b| b != 3) {
+                return Err("the host buffer came back changed".into());
+            }
+        }
+        Ok(_) => return Err("the upload succeeded although its copy failed".into()),
+    }
+    still_works(&dev)
+}
+
+fn event_failure_is_a_transfer_error() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    let buf = dev.alloc(4096).map_err(err)?;
+    arm(c"cuEventRecord", INVALID_VALUE)?;
+    match dev.download(buf, 0, vec![0u8; 4096]) {
+        Err(rejected)
+            if matches!(
+                rejected.error,
+                Error::Device {
+                    op: "record an event",
+                    ..
+                }
+            ) => {}
+        Err(rejected) => {
+            return Err(format!("expected the event's error, got {}", rejected.error).into())
+        }
+        Ok(_) => return Err("the download succeeded although its event failed".into()),
+    }
+    still_works(&dev)
+}
+
+fn refused_registration_falls_back_to_host_alloc() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    arm(c"cuMemHostRegister_v2", INVALID_VALUE)?;
+    let pool = PinnedPool::builder()
+        .slab_size(1 << 16)
+        .slabs(2)
+        .build_for(&dev)
+        .map_err(err)?;
+    if !pool.is_pinned() {
+        return Err("the pool is not pinned: no cuMemHostAlloc fallback".into());
+    }
+    still_works(&dev)
+}
+
+fn stream_failure_fails_opening_with_its_name() -> Result<(), Failed> {
+    let first = CudaDevice::open().map_err(err)?;
+    arm(c"cuStreamCreate", OUT_OF_MEMORY)?;
+    match CudaDevice::from_context(first.context().clone()) {
+        Err(Error::Device {
+            op: "create a stream",
+            ..
+        }) => {}
+        other => return Err(format!("expected the stream's error, got {other:?}").into()),
+    }
+    still_works(&first)
+}
+
+/// One test of the error paths.
+type Test = fn() -> Result<(), Failed>;
+
+fn main() -> ExitCode {
+    let tests: [(&str, Test); 5] = [
+        (
+            "allocation_failure_is_out_of_memory",
+            allocation_failure_is_out_of_memory,
+        ),
+        (
+            "upload_failure_hands_the_buffers_back",
+            upload_failure_hands_the_buffers_back,
+        ),
+        (
+            "event_failure_is_a_transfer_error",
+            event_failure_is_a_transfer_error,
+        ),
+        (
+            "refused_registration_falls_back_to_host_alloc",
+            refused_registration_falls_back_to_host_alloc,
+        ),
+        (
+            "stream_failure_fails_opening_with_its_name",
+            stream_failure_fails_opening_with_its_name,
+        ),
+    ];
+    let mut args = Arguments::from_args();
+    // One at a time: an armed fault is for the next call in the process.
+    args.test_threads = Some(1);
+    let required = std::env::var("TENSORSWAP_REQUIRE")
+        .is_ok_and(|v| v.split(',').any(|n| n.trim() == "cuda-emulated"));
+    let trials: Vec<Trial> = match on_emulator() {
+        Ok(Run::Done(code)) => return code,
+        Ok(Run::Here) => tests
+            .into_iter()
+            .map(|(name, test)| {
+                Trial::test(format!("cuda-emulated::faults::{name}"), move || {
+                    strict(test)
+                })
+            })
+            .collect(),
+        Err(reason) if required => {
+            vec![Trial::test("cuda-emulated::faults", move || {
+                Err(reason.into())
+            })]
+        }
+        Err(reason) => {
+            eprintln!("skipped: the emulated cuda fault tests: {reason}");
+            tests
+                .into_iter()
+                .map(|(name, _)| {
+                    Trial::test(format!("cuda-emulated::faults::{name}"), || Ok(()))
+                        .with_ignored_flag(true)
+                })
+                .collect()
+        }
+    };
+    libtest_mimic::run(&args, trials).exit_code()
+}
