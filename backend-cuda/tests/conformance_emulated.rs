@@ -3,8 +3,8 @@
 //! `conformance[cuda-emulated]`.
 //!
 //! How it gets the emulator onto the loader path: `emulated/mod.rs`.
-//! Without the library (e.g. `cargo test -p backend-cuda` alone) the suite
-//! is skipped with the reason, a failure under
+//! Without the library (a test binary copied elsewhere, say) the suite is
+//! skipped with the reason, a failure under
 //! `TENSORSWAP_REQUIRE=cuda-emulated`.
 
 mod emulated;

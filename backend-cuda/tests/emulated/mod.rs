@@ -2,8 +2,8 @@
 //! nothing else loads it (its library is `libcuda_emulator.so`), so the
 //! binary links it as `libcuda.so.1` in a private folder and runs itself
 //! again with that folder first on the loader path (the loader reads
-//! `LD_LIBRARY_PATH` once, at start). `cargo test --workspace` builds the
-//! library.
+//! `LD_LIBRARY_PATH` once, at start). `backend-cuda` dev-depends on the
+//! emulator, so `cargo test` builds the library before these run.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -85,7 +85,7 @@ fn emulator() -> Result<PathBuf, String> {
     found.ok_or_else(|| {
         format!(
             "the emulated driver is not built (no libcuda_emulator.so in {}): \
-                 `cargo build -p cuda-emulator`, or run `cargo test --workspace`",
+                 `cargo build -p cuda-emulator`, or run the tests with `cargo test`",
             deps.display()
         )
     })
