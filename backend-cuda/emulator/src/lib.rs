@@ -18,18 +18,20 @@
 //! - [`faults`]: the Nth call of an entry point fails on demand
 //!   (`TENSORSWAP_CUDA_EMULATOR_FAULTS`, or `tensorswap_emulator_arm_fault`).
 //!
-//! Still to come (issue 16): cuFile, every other symbol
-//! cudarc declares (as `CUDA_ERROR_NOT_SUPPORTED`, named in a log line),
-//! and the conformance target that puts the library on the loader path as
-//! `libcuda.so.1`. The library is named `libcuda_emulator.so` so that
-//! nothing loads it by accident.
+//! - [`unsupported`]: every other entry point cudarc declares, each a
+//!   refusal that names it and returns `CUDA_ERROR_NOT_SUPPORTED`.
+//!
+//! Still to come (issue 16): cuFile. The library is named
+//! `libcuda_emulator.so` so that nothing loads it by accident; the
+//! `backend-cuda` test targets link it as `libcuda.so.1` in a private
+//! folder.
 //!
 //! # Layers
 //!
 //! `result` (the driver's status codes) is the foundation; `heap`, `event`
 //! and `stream` use it (`stream` uses `event`: waits are stream items);
-//! `faults` uses `result`; `driver` uses those; `api` uses `driver` and
-//! `faults`, and holds the crate's unsafe code.
+//! `faults` and `unsupported` use `result`; `driver` uses those; `api`
+//! uses `driver` and `faults`, and holds the crate's unsafe code.
 
 pub mod api;
 pub mod driver;
@@ -38,3 +40,4 @@ pub mod faults;
 pub mod heap;
 pub mod result;
 pub mod stream;
+pub mod unsupported;

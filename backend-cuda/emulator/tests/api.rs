@@ -89,6 +89,12 @@ fn the_driver_api_end_to_end() {
             "a double free"
         );
 
+        // An entry point the emulator does not emulate says so.
+        assert_eq!(
+            cuda_emulator::unsupported::cuLaunchKernel(),
+            Status::NOT_SUPPORTED
+        );
+
         let mut name = null_mut::<std::ffi::c_char>().cast_const();
         ok(cuGetErrorName(700, &mut name));
         assert_eq!(
