@@ -12,11 +12,15 @@ use std::process::ExitCode;
 use backend_cuda::CudaDevice;
 use emulated::{on_emulator, Run};
 use libtest_mimic::{Arguments, Failed, Trial};
-use swap_api::{DeviceExt, Error, PinnedPool};
+use swap_api::{Device, DeviceBuffer, DeviceExt, Error, PinnedPool, SwapDir, SwapFile};
 
 /// `CUDA_ERROR_OUT_OF_MEMORY` and `CUDA_ERROR_INVALID_VALUE`.
 const OUT_OF_MEMORY: u32 = 2;
 const INVALID_VALUE: u32 = 1;
+/// `CU_FILE_INTERNAL_ERROR`, and `EIO` (an I/O error when a cuFile
+/// operation runs: the emulator's fault statuses below 5000).
+const CU_FILE_INTERNAL_ERROR: u32 = 5030;
+const EIO: u32 = 5;
 
 /// Arms a fault: the next call of `entry` fails with `status`.
 fn arm(entry: &CStr, status: u32) -> Result<(), Failed> {
@@ -145,11 +149,128 @@ fn stream_failure_fails_opening_with_its_name() -> Result<(), Failed> {
     still_works(&first)
 }
 
+/// A swap file of its own, in a folder that goes with it.
+fn scratch_file() -> Result<(SwapFile, SwapDir, tempfile::TempDir), Failed> {
+    let parent = tempfile::tempdir().map_err(err)?;
+    let dir = SwapDir::create(parent.path()).map_err(err)?;
+    Ok((dir.create_file().map_err(err)?, dir, parent))
+}
+
+/// `len` bytes of `byte` in device memory.
+fn device_filled(
+    dev: &CudaDevice,
+    len: usize,
+    byte: u8,
+) -> Result<DeviceBuffer<CudaDevice>, Failed> {
+    let mut host = dev.alloc_host(len).map_err(err)?;
+    host.fill(byte);
+    let done = dev
+        .upload_blocking(host, dev.alloc(len).map_err(err)?, 0)
+        .map_err(err)?;
+    Ok(done.device)
+}
+
+/// Fails unless the device memory holds `len` bytes of `byte`.
+fn expect_device(
+    dev: &CudaDevice,
+    buf: DeviceBuffer<CudaDevice>,
+    byte: u8,
+    what: &str,
+) -> Result<DeviceBuffer<CudaDevice>, Failed> {
+    let len = buf.len();
+    let back = dev.download_blocking(buf, 0, vec![0u8; len]).map_err(err)?;
+    if back.host.iter().any(|&b| b != byte) {
+        return Err(format!("{what}: the device memory came back changed").into());
+    }
+    Ok(back.device)
+}
+
+/// A refused cuFile registration is `Unavailable` naming the file; the
+/// next try registers it.
+fn cufile_registration_failure_is_unavailable() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    let (file, _dir, _parent) = scratch_file()?;
+    arm(c"cuFileHandleRegister", CU_FILE_INTERNAL_ERROR)?;
+    match dev.open_direct(&file) {
+        Err(e) if e.is_unavailable() && e.to_string().contains("cuFile cannot register") => {}
+        other => {
+            return Err(format!("expected Unavailable from the registration, got {other:?}").into())
+        }
+    }
+    dev.open_direct(&file).map_err(err)?;
+    let buf = device_filled(&dev, 4096, 6)?;
+    dev.write_direct(buf, 0, 4096, &file, 0)
+        .map_err(err)?
+        .wait()
+        .map_err(err)?;
+    still_works(&dev)
+}
+
+/// A cuFile operation refused when queued fails its submission, handing the
+/// memory back intact.
+fn cufile_refused_operation_hands_the_memory_back() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    let (file, _dir, _parent) = scratch_file()?;
+    let buf = device_filled(&dev, 8192, 4)?;
+    arm(c"cuFileWriteAsync", CU_FILE_INTERNAL_ERROR)?;
+    let buf = match dev.write_direct(buf, 0, 8192, &file, 0) {
+        Err(refused) if matches!(refused.error, Error::Transfer { len: 8192, .. }) => {
+            refused.value.device
+        }
+        Err(refused) => {
+            return Err(format!("expected a Transfer error, got {}", refused.error).into())
+        }
+        Ok(_) => return Err("the write was queued although cuFile refused it".into()),
+    };
+    let buf = expect_device(&dev, buf, 4, "after a refused write")?;
+    dev.write_direct(buf, 0, 8192, &file, 0)
+        .map_err(err)?
+        .wait()
+        .map_err(err)?;
+    still_works(&dev)
+}
+
+/// An I/O error found when the operation runs is `Io` with its errno; the
+/// memory comes back and the next read works.
+fn cufile_io_error_is_its_errno() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    let (file, _dir, _parent) = scratch_file()?;
+    let buf = device_filled(&dev, 8192, 8)?;
+    let buf = dev
+        .write_direct(buf, 0, 8192, &file, 0)
+        .map_err(err)?
+        .wait()
+        .map_err(err)?
+        .device;
+    let buf = device_filled(&dev, 8192, 1).map(|fresh| {
+        drop(buf);
+        fresh
+    })?;
+    arm(c"cuFileReadAsync", EIO)?;
+    let ticket = dev.read_direct(&file, 0, buf, 0, 8192).map_err(err)?;
+    let buf = match ticket.wait() {
+        Err(failed) => match &failed.error {
+            Error::Io {
+                cause, len: 8192, ..
+            } if cause.raw_os_error() == Some(EIO as i32) => failed.value.device,
+            other => return Err(format!("expected Io with EIO, got {other}").into()),
+        },
+        Ok(_) => return Err("the read succeeded although cuFile failed it".into()),
+    };
+    let done = dev
+        .read_direct(&file, 0, buf, 0, 8192)
+        .map_err(err)?
+        .wait()
+        .map_err(err)?;
+    expect_device(&dev, done.device, 8, "read after the failure")?;
+    still_works(&dev)
+}
+
 /// One test of the error paths.
 type Test = fn() -> Result<(), Failed>;
 
 fn main() -> ExitCode {
-    let tests: [(&str, Test); 5] = [
+    let tests: [(&str, Test); 8] = [
         (
             "allocation_failure_is_out_of_memory",
             allocation_failure_is_out_of_memory,
@@ -170,6 +291,15 @@ fn main() -> ExitCode {
             "stream_failure_fails_opening_with_its_name",
             stream_failure_fails_opening_with_its_name,
         ),
+        (
+            "cufile_registration_failure_is_unavailable",
+            cufile_registration_failure_is_unavailable,
+        ),
+        (
+            "cufile_refused_operation_hands_the_memory_back",
+            cufile_refused_operation_hands_the_memory_back,
+        ),
+        ("cufile_io_error_is_its_errno", cufile_io_error_is_its_errno),
     ];
     let mut args = Arguments::from_args();
     // One at a time: an armed fault is for the next call in the process.

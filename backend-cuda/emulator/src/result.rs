@@ -49,9 +49,15 @@ pub fn refused() -> u64 {
 /// Says loudly what the emulator refused, and why: a refused pointer is a
 /// bug in the code under test, and must not pass unnoticed in a test log.
 pub(crate) fn refuse(status: Status, what: std::fmt::Arguments<'_>) -> Status {
+    count_refusal(status.0, what);
+    status
+}
+
+/// Counts a refusal with status `code` (the driver's or cuFile's) and says
+/// it on stderr.
+pub(crate) fn count_refusal(code: u32, what: std::fmt::Arguments<'_>) {
     REFUSALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     // The emulator is a test fixture loaded into processes that may have no
     // tracing subscriber of their own: stderr is where a test log shows it.
-    eprintln!("cuda-emulator: refused ({}): {what}", status.0);
-    status
+    eprintln!("cuda-emulator: refused ({code}): {what}");
 }

@@ -1,6 +1,7 @@
 //! Running a test binary on the emulated driver (`backend-cuda/emulator`):
 //! nothing else loads it (its library is `libcuda_emulator.so`), so the
-//! binary links it as `libcuda.so.1` in a private folder and runs itself
+//! binary links it as `libcuda.so.1` (and `libcufile.so`, for the `gds`
+//! feature) in a private folder and runs itself
 //! again with that folder first on the loader path (the loader reads
 //! `LD_LIBRARY_PATH` once, at start). `backend-cuda` dev-depends on the
 //! emulator, so `cargo test` builds the library before these run.
@@ -97,7 +98,9 @@ fn rerun_with(lib: PathBuf) -> Result<ExitCode, String> {
         .prefix("tensorswap-cuda-emulated-")
         .tempdir()
         .map_err(|e| format!("a folder for the emulator's links: {e}"))?;
-    for name in ["libcuda.so.1", "libcuda.so"] {
+    // One library serves both: the loader maps it once, so cuFile sees the
+    // driver's memory and streams.
+    for name in ["libcuda.so.1", "libcuda.so", "libcufile.so"] {
         std::os::unix::fs::symlink(&lib, folder.path().join(name))
             .map_err(|e| format!("linking {name} to {}: {e}", lib.display()))?;
     }
