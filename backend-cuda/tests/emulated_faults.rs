@@ -236,16 +236,12 @@ fn cufile_io_error_is_its_errno() -> Result<(), Failed> {
     let dev = CudaDevice::open().map_err(err)?;
     let (file, _dir, _parent) = scratch_file()?;
     let buf = device_filled(&dev, 8192, 8)?;
-    let buf = dev
-        .write_direct(buf, 0, 8192, &file, 0)
+    dev.write_direct(buf, 0, 8192, &file, 0)
         .map_err(err)?
         .wait()
-        .map_err(err)?
-        .device;
-    let buf = device_filled(&dev, 8192, 1).map(|fresh| {
-        drop(buf);
-        fresh
-    })?;
+        .map_err(err)?;
+    // Another buffer, of other bytes: the read must bring the file's.
+    let buf = device_filled(&dev, 8192, 1)?;
     arm(c"cuFileReadAsync", EIO)?;
     let ticket = dev.read_direct(&file, 0, buf, 0, 8192).map_err(err)?;
     let buf = match ticket.wait() {
