@@ -39,6 +39,28 @@ enum Command {
 /// overrides.
 const DEFAULT_LOG: &str = "warn,wgpu_hal::gles=off";
 
+/// The variable that runs the command on tensorswap's emulated CUDA driver
+/// (`backend-cuda/emulator`): the path of its `libcuda_emulator.so`.
+#[cfg(feature = "cuda")]
+const CUDA_EMULATOR_VAR: &str = "TENSORSWAP_CUDA_EMULATOR";
+
+/// With `TENSORSWAP_CUDA_EMULATOR` set, runs the command again on the
+/// emulated driver and gives its exit (once: not in that second run).
+#[cfg(feature = "cuda")]
+fn on_cuda_emulator() -> Option<ExitCode> {
+    use tensorswap::cuda::emulated;
+    let lib = std::env::var_os(CUDA_EMULATOR_VAR)?;
+    if emulated::relaunched() {
+        return None;
+    }
+    Some(
+        emulated::relaunch_on(std::path::Path::new(&lib)).unwrap_or_else(|reason| {
+            eprintln!("tensorswap: {CUDA_EMULATOR_VAR}: {reason}");
+            ExitCode::FAILURE
+        }),
+    )
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -48,6 +70,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .init();
+    #[cfg(feature = "cuda")]
+    if let Some(code) = on_cuda_emulator() {
+        return code;
+    }
     // The matches also tell the bench which options were typed.
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());

@@ -647,3 +647,113 @@ fn a_closed_pipe_ends_the_run_quietly() {
         text(&out.stderr)
     );
 }
+
+/// `TENSORSWAP_CUDA_EMULATOR`: the explicit opt-in that runs the command on
+/// the emulated CUDA driver, and nothing else does.
+#[cfg(feature = "cuda")]
+mod cuda_emulator {
+    use super::*;
+
+    /// The emulator library beside this test binary (a workspace build
+    /// makes it), or `None` after saying why the test is skipped; a failure
+    /// where `TENSORSWAP_REQUIRE` names `cuda-emulated`.
+    fn library() -> Option<std::path::PathBuf> {
+        let exe = std::env::current_exe().expect("this test binary's path");
+        let deps = exe.parent().expect("a folder");
+        let found = [Some(deps), deps.parent()]
+            .into_iter()
+            .flatten()
+            .map(|folder| folder.join("libcuda_emulator.so"))
+            .find(|lib| lib.exists());
+        let required = tensorswap_conformance::required_backends()
+            .expect("TENSORSWAP_REQUIRE parses")
+            .iter()
+            .any(|b| b == "cuda-emulated");
+        match found {
+            Some(lib) => Some(lib),
+            None if required => panic!("no libcuda_emulator.so beside {}", exe.display()),
+            None => {
+                eprintln!("skipped: the emulator library is not built (`cargo test --workspace --features tensorswap/cuda` builds it)");
+                None
+            }
+        }
+    }
+
+    fn on_emulator(lib: &std::path::Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_tensorswap"))
+            .args(args)
+            .env("TENSORSWAP_CUDA_EMULATOR", lib)
+            .output()
+            .expect("the tensorswap binary runs")
+    }
+
+    #[test]
+    fn info_and_bench_say_when_the_driver_is_emulated() {
+        let Some(lib) = library() else { return };
+        let out = on_emulator(&lib, &["info"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(stdout.contains("driver: EMULATED on the CPU"), "{stdout}");
+        assert!(
+            stdout.contains("default device: chose tensorswap emulated GPU (CPU)"),
+            "{stdout}"
+        );
+
+        let mut args = vec![
+            "bench",
+            "--backend",
+            "cuda",
+            "--size",
+            "8MiB",
+            "--tensors",
+            "2",
+            "--loops",
+            "1",
+        ];
+        if cfg!(feature = "gds") {
+            args.push("--gds");
+        }
+        let out = on_emulator(&lib, &args);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout.contains("every byte of every tensor verified"),
+            "{stdout}"
+        );
+        assert!(stderr.contains("the cuda driver is EMULATED"), "{stderr}");
+        if cfg!(feature = "gds") {
+            assert!(
+                stdout.contains("swap data path: direct storage"),
+                "{stdout}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_the_opt_in_nothing_loads_the_emulator() {
+        let out = tensorswap(&["info"]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(!stdout.contains("EMULATED"), "{stdout}");
+        assert!(!stdout.contains("tensorswap emulated GPU"), "{stdout}");
+    }
+
+    #[test]
+    fn a_wrong_library_path_is_an_error_that_says_how_to_build_it() {
+        let out = Command::new(env!("CARGO_BIN_EXE_tensorswap"))
+            .arg("info")
+            .env(
+                "TENSORSWAP_CUDA_EMULATOR",
+                "/nonexistent/libcuda_emulator.so",
+            )
+            .output()
+            .expect("the tensorswap binary runs");
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("is not the emulator library"), "{stderr}");
+        assert!(
+            stderr.contains("cargo build --release -p cuda-emulator"),
+            "{stderr}"
+        );
+    }
+}

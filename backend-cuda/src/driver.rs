@@ -30,12 +30,32 @@ pub(crate) fn load() -> Result<()> {
     })
 }
 
+/// The Linux names of the driver library this crate checks.
+const NAMES: [&std::ffi::CStr; 2] = [c"libcuda.so.1", c"libcuda.so"];
+
+/// Whether a driver library already loaded by one of [`NAMES`] exports
+/// `symbol`.
+pub(crate) fn loaded_symbol(symbol: &std::ffi::CStr) -> bool {
+    NAMES.iter().any(|name| {
+        // SAFETY: dlopen of a NUL-terminated name that loads nothing new
+        // (RTLD_NOLOAD); the handle is closed again after one lookup.
+        unsafe {
+            let handle = libc::dlopen(name.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+            if handle.is_null() {
+                return false;
+            }
+            let found = !libc::dlsym(handle, symbol.as_ptr()).is_null();
+            libc::dlclose(handle);
+            found
+        }
+    })
+}
+
 /// True when the driver library can be loaded by one of its Linux names
 /// (those cudarc tries, `libcuda.so` and `libcuda.so.1` among them), so that
 /// no driver call panics for want of it; always, when cudarc was linked to
 /// it (as candle's `cuda` feature has it).
 fn driver_library_present() -> bool {
-    const NAMES: [&std::ffi::CStr; 2] = [c"libcuda.so.1", c"libcuda.so"];
     NAMES.iter().any(|name| {
         // SAFETY: dlopen of a NUL-terminated name; the handle is only closed
         // again (the library stays loaded if anything else holds it).

@@ -48,6 +48,8 @@
 //! - `gds` (cuFile, behind the `gds` feature): cudarc and `swap-api`'s
 //!   errors and files; of this crate, only [`BACKEND`].
 //! - `device` (the [`swap_api::Device`] impl): everything above.
+//! - [`emulated`] (running on the emulated driver, on purpose): `driver`,
+//!   and the process's environment.
 //!
 //! The crate uses `swap-api`'s public items only, and no other backend.
 
@@ -55,6 +57,7 @@
 
 mod device;
 mod driver;
+pub mod emulated;
 #[cfg(feature = "gds")]
 mod gds;
 mod host_alloc;

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     match on_emulator() {
         Ok(Run::Here) => {
             let code = run(SUBJECT, REGRESSIONS, backend_cuda::CudaDevice::open);
+            if !backend_cuda::emulated::is_emulated() {
+                eprintln!("conformance[cuda-emulated]: the suite ran on a driver that is not the emulator");
+                return ExitCode::FAILURE;
+            }
             // A refusal the backend only logged is still a bug.
             match emulated::refusals() {
                 Ok(0) => code,

@@ -46,13 +46,21 @@ struct Measurement {
 
 /// The device `backend` names (`auto`: the best this machine runs).
 pub(crate) fn open_device(backend: &str) -> anyhow::Result<AnyDevice> {
-    Ok(if backend == "auto" {
+    let device = if backend == "auto" {
         let selection = tensorswap::open_best()?;
         tracing::info!("{selection}");
         selection.device
     } else {
         tensorswap::open(backend)?
-    })
+    };
+    #[cfg(feature = "cuda")]
+    if matches!(device, AnyDevice::Cuda(_)) && tensorswap::cuda::emulated::is_emulated() {
+        tracing::warn!(
+            "the cuda driver is EMULATED on the CPU (TENSORSWAP_CUDA_EMULATOR): this run checks \
+             the cuda code paths; its figures measure the emulator, not a GPU"
+        );
+    }
+    Ok(device)
 }
 
 /// Measures every size from `--min-size` to `--max-size` and prints a row

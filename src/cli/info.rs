@@ -85,6 +85,13 @@ fn cuda_devices(out: &mut impl Write) -> anyhow::Result<()> {
         }
     };
     writeln!(out, "cuda devices: {}", devices.len())?;
+    if tensorswap::cuda::emulated::is_emulated() {
+        writeln!(
+            out,
+            "  driver: EMULATED on the CPU (tensorswap's cuda-emulator, opted in by \
+             TENSORSWAP_CUDA_EMULATOR): no GPU is in use"
+        )?;
+    }
     for device in &devices {
         writeln!(out, "  {device}")?;
     }

@@ -1,13 +1,10 @@
 //! Running a test binary on the emulated driver (`backend-cuda/emulator`):
-//! nothing else loads it (its library is `libcuda_emulator.so`), so the
-//! binary links it as `libcuda.so.1` (and `libcufile.so`, for the `gds`
-//! feature) in a private folder and runs itself
-//! again with that folder first on the loader path (the loader reads
-//! `LD_LIBRARY_PATH` once, at start). `backend-cuda` dev-depends on the
-//! emulator, so `cargo test` builds the library before these run.
+//! the binary finds the library beside it and runs itself again on it
+//! (`backend_cuda::emulated::relaunch_on`). `backend-cuda` dev-depends on
+//! the emulator, so `cargo test` builds the library before these run.
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 /// What to do in this process.
 pub(crate) enum Run {
@@ -64,14 +61,12 @@ pub(crate) fn arm_fault(entry: &std::ffi::CStr, status: u32) -> Result<(), Strin
 /// Runs this binary again on the emulator, unless this is that run; the
 /// error says why it cannot (the library is not built, say).
 pub(crate) fn on_emulator() -> Result<Run, String> {
-    if std::env::var_os(CHILD).is_some() {
+    if backend_cuda::emulated::relaunched() {
         return Ok(Run::Here);
     }
-    emulator().and_then(rerun_with).map(Run::Done)
+    let lib = emulator()?;
+    backend_cuda::emulated::relaunch_on(&lib).map(Run::Done)
 }
-
-/// Set in the second run: the emulator is on the loader path.
-const CHILD: &str = "TENSORSWAP_CUDA_EMULATED";
 
 /// The emulator library beside this binary (`target/<profile>/deps/`, where
 /// `cargo test` puts it) or in the profile folder (`cargo build`).
@@ -90,31 +85,4 @@ fn emulator() -> Result<PathBuf, String> {
             deps.display()
         )
     })
-}
-
-/// Runs this binary again with the emulator on the loader path.
-fn rerun_with(lib: PathBuf) -> Result<ExitCode, String> {
-    let folder = tempfile::Builder::new()
-        .prefix("tensorswap-cuda-emulated-")
-        .tempdir()
-        .map_err(|e| format!("a folder for the emulator's links: {e}"))?;
-    // One library serves both: the loader maps it once, so cuFile sees the
-    // driver's memory and streams.
-    for name in ["libcuda.so.1", "libcuda.so", "libcufile.so"] {
-        std::os::unix::fs::symlink(&lib, folder.path().join(name))
-            .map_err(|e| format!("linking {name} to {}: {e}", lib.display()))?;
-    }
-    let mut path = folder.path().as_os_str().to_owned();
-    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
-        path.push(":");
-        path.push(old);
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("finding this test binary: {e}"))?;
-    let status = Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("LD_LIBRARY_PATH", path)
-        .env(CHILD, "1")
-        .status()
-        .map_err(|e| format!("running the suite on the emulator: {e}"))?;
-    Ok(ExitCode::from(status.code().map_or(1, |c| c as u8)))
 }
