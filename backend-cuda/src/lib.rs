@@ -23,9 +23,10 @@
 //!   libcufile this is `Unavailable` with the fix, and swappers fall back to
 //!   pinned memory.
 //!
-//! **Status**: not yet run on a GPU. Its conformance suite and its error
-//! paths run against the emulated driver (`backend-cuda/emulator`, issue
-//! 16) in every `cargo test --workspace`; see the README's feature table.
+//! **Status**: not yet run on a GPU. Its conformance suite (the `gds`
+//! cases on cuFile included) and its error paths run against the emulated
+//! driver and cuFile (`backend-cuda/emulator`, issue 16) in every
+//! `cargo test --workspace`; see the README's feature table.
 //!
 //! ```no_run
 //! use backend_cuda::CudaDevice;
