@@ -420,52 +420,37 @@ fn write(
     Ok(moved)
 }
 
-/// `pread` until `buf` is full, the file ends, or an error (after which
-/// what was read counts, as `read(2)` has it).
+/// `pread` until `buf` is full, the file ends, or an error.
 fn pread_all(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
+    let len = buf.len();
+    all_of(len, |done| {
         let rest = &mut buf[done..];
         // SAFETY: `rest` is valid for writes of its length.
-        let n = unsafe {
-            libc::pread(
-                fd,
-                rest.as_mut_ptr().cast(),
-                rest.len(),
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => done += n as usize,
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return if done > 0 { Ok(done) } else { Err(e) };
-            }
-        }
-    }
-    Ok(done)
+        unsafe { libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), at(offset, done)) }
+    })
 }
 
-/// `pwrite` until all of `buf` is written, the file refuses more (a short
-/// write), or an error (after which what was written counts).
+/// `pwrite` until all of `buf` is written, the file takes no more (a
+/// short write), or an error.
 fn pwrite_all(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
+    all_of(buf.len(), |done| {
         let rest = &buf[done..];
         // SAFETY: `rest` is valid for reads of its length.
-        let n = unsafe {
-            libc::pwrite(
-                fd,
-                rest.as_ptr().cast(),
-                rest.len(),
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        match n {
+        unsafe { libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), at(offset, done)) }
+    })
+}
+
+fn at(offset: u64, done: usize) -> libc::off_t {
+    (offset + done as u64) as libc::off_t
+}
+
+/// Repeats `call(done)`, a system call moving the rest of `len` bytes from
+/// `done` on, until all moved or one moves none; after an error, what moved
+/// counts (as `read(2)` has it), and with nothing moved it is the error.
+fn all_of(len: usize, mut call: impl FnMut(usize) -> isize) -> io::Result<usize> {
+    let mut done = 0;
+    while done < len {
+        match call(done) {
             0 => break,
             n if n > 0 => done += n as usize,
             _ => {
