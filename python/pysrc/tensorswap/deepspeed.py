@@ -1,0 +1,129 @@
+"""The switch that makes DeepSpeed use tensorswap's engine: every
+``AsyncIOBuilder().load()`` (and ``PinMemoryBuilder().load()``) in the
+process returns tensorswap's op, and ``deepspeed.ops.__compatible_ops__``
+counts both as compatible. Nothing in DeepSpeed is edited: its op cache is
+filled and its compatibility probe is wrapped, as DeepSpeed's modules are
+imported.
+
+Two ways to turn it on:
+
+- ``TENSORSWAP_DEEPSPEED=1`` in the environment: a ``.pth`` file the wheel
+  installs runs :func:`install` at the start of every Python process,
+  worker processes that DeepSpeed or its test harness spawn included;
+- :func:`install` from the program, before or after importing DeepSpeed;
+  it also sets the variable, so processes started afterwards follow.
+"""
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import types
+
+#: The variable that turns the switch on in every process.
+ENV_VAR = "TENSORSWAP_DEEPSPEED"
+
+_ASYNC_IO = "async_io"
+_PIN_MEMORY = "pin_memory"
+_OPS = {}
+
+
+def _op_modules():
+    """The op modules DeepSpeed's builders return (made once). They have
+    no ``__file__``: DeepSpeed's pin-memory loader would ``dlopen`` one."""
+    if not _OPS:
+        from tensorswap import _native
+
+        aio = types.ModuleType("tensorswap_async_io", "DeepSpeed's async_io op on tensorswap")
+        aio.aio_handle = _native.aio_handle
+        pin = types.ModuleType("tensorswap_pin_memory", "DeepSpeed's pin_memory op on tensorswap")
+        pin.pin_handle = _native.pin_handle
+        _OPS[_ASYNC_IO] = aio
+        _OPS[_PIN_MEMORY] = pin
+    return _OPS
+
+
+def _compatible(self, verbose=False):
+    return True
+
+
+def _patch(module):
+    """Patches whatever of DeepSpeed `module` holds (idempotent)."""
+    ops = _op_modules()
+    name = module.__name__
+    builder = getattr(module, "OpBuilder", None)
+    if name.endswith("op_builder.builder") and isinstance(builder, type):
+        builder._loaded_ops.update(ops)
+        # DeepSpeed's pin-memory loader caches its module here.
+        sys._deepspeed_pin_memory_op_module = ops[_PIN_MEMORY]
+    for value in list(vars(module).values()):
+        if isinstance(value, type) and getattr(value, "NAME", None) in ops:
+            if hasattr(value, "is_compatible"):
+                value.is_compatible = _compatible
+    if name == "deepspeed.ops":
+        probe = module.__dict__.get("_probe_compatible_ops")
+        if probe is not None and not getattr(probe, "_tensorswap", False):
+
+            def probe_with_ours():
+                found = probe()
+                found.update(dict.fromkeys(ops, True))
+                return found
+
+            probe_with_ours._tensorswap = True
+            module._probe_compatible_ops = probe_with_ours
+        cached = module.__dict__.get("__compatible_ops__")
+        if isinstance(cached, dict):
+            cached.update(dict.fromkeys(ops, True))
+
+
+def _wanted(fullname):
+    return fullname == "deepspeed.ops" or fullname.startswith("deepspeed.ops.op_builder")
+
+
+class _Loader(importlib.abc.Loader):
+    """Runs a module's own loader, then patches the module."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def create_module(self, spec):
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module):
+        self._inner.exec_module(module)
+        _patch(module)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Finds DeepSpeed's op modules as the other finders would, and wraps
+    their loader with the patch."""
+
+    def find_spec(self, fullname, path, target=None):
+        if not _wanted(fullname):
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _Loader(spec.loader)
+                return spec
+        return None
+
+
+def install():
+    """Makes DeepSpeed use tensorswap's engine in this process and in the
+    processes it starts from now on. Safe to call more than once."""
+    os.environ[ENV_VAR] = "1"
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+    # What DeepSpeed already imported is patched now.
+    for fullname, module in list(sys.modules.items()):
+        if module is not None and _wanted(fullname):
+            _patch(module)
+
+
+def installed():
+    """Whether :func:`install` ran in this process."""
+    return any(isinstance(f, _Finder) for f in sys.meta_path)
