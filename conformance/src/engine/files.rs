@@ -182,6 +182,41 @@ pub fn named_files<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
             "an O_APPEND descriptor was accepted for writing"
         );
 
+        // A read-only descriptor is refused for writing.
+        check!(
+            matches!(
+                SwapFile::from_fd(own.as_fd(), NamedOptions::read_write()),
+                Err(Error::Config { .. })
+            ),
+            "a read-only descriptor was accepted for writing"
+        );
+
+        // A write-only O_DIRECT descriptor (DeepSpeed's own) takes an
+        // unaligned write: that part goes through the page cache.
+        let direct = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(&path)
+        };
+        // (Where the file system has no O_DIRECT, there is nothing to lend.)
+        if let Ok(direct) = direct {
+            let lent =
+                SwapFile::from_fd(direct.as_fd(), NamedOptions::read_write().direct_io(policy))?;
+            let odd = pattern(7, 1001);
+            engine.write(&lent, 333, odd.clone())?.wait()?;
+            drop(lent);
+            let mut back = vec![0u8; 1001];
+            own.read_exact_at(&mut back, 333).map_err(io)?;
+            expect_bytes(
+                "an unaligned write through an O_DIRECT descriptor",
+                &back,
+                &odd,
+            )?;
+            std::fs::write(&path, &want).map_err(io)?;
+        }
+
         // Truncation only when asked.
         let cut = SwapFile::open_named(&path, NamedOptions::read_write().truncate(true))?;
         check!(cut.is_empty()?, "truncate(true) left {} bytes", cut.len()?);

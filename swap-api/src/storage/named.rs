@@ -145,8 +145,10 @@ impl SwapFile {
     /// lends: it is duplicated, so the caller's descriptor stays theirs and
     /// is never closed here. `options.write` must match how it was opened;
     /// `create` and `truncate` do not apply. A descriptor opened with
-    /// `O_APPEND` is refused for writing: Linux appends every positional
-    /// write to it, whatever its offset.
+    /// `O_APPEND`, or for reading only, is refused for writing (Linux
+    /// appends every positional write to the first, whatever its offset).
+    /// An `O_DIRECT` descriptor is fine: unaligned parts go through a
+    /// buffered descriptor of the same file, opened with the same access.
     pub fn from_fd(fd: BorrowedFd<'_>, options: NamedOptions) -> Result<Self> {
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         // SAFETY: F_GETFL only reads the descriptor's status flags.
@@ -159,14 +161,38 @@ impl SwapFile {
                 ),
             });
         }
-        let buffered = fd
-            .try_clone_to_owned()
-            .map(File::from)
-            .map_err(|cause| Error::File {
-                op: "duplicate the descriptor of",
-                path: path.clone(),
-                cause,
-            })?;
+        let access = flags & libc::O_ACCMODE;
+        if options.write && flags >= 0 && access == libc::O_RDONLY {
+            return Err(Error::Config {
+                reason: format!(
+                    "{}: the descriptor is open for reading only; writing through the engines needs one opened for writing",
+                    path.display()
+                ),
+            });
+        }
+        let buffered = if flags >= 0 && flags & libc::O_DIRECT != 0 {
+            // The caller's descriptor takes only aligned requests; the
+            // buffered one must take any, so the file is opened again
+            // without O_DIRECT, with the descriptor's own access.
+            OpenOptions::new()
+                .read(access != libc::O_WRONLY)
+                .write(access != libc::O_RDONLY)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(&path)
+                .map_err(|cause| Error::File {
+                    op: "reopen without O_DIRECT",
+                    path: path.clone(),
+                    cause,
+                })?
+        } else {
+            fd.try_clone_to_owned()
+                .map(File::from)
+                .map_err(|cause| Error::File {
+                    op: "duplicate the descriptor of",
+                    path: path.clone(),
+                    cause,
+                })?
+        };
         // Reopening our duplicate (not the caller's number) gets the
         // O_DIRECT descriptor of the same file.
         let reopen = PathBuf::from(format!("/proc/self/fd/{}", buffered.as_raw_fd()));
