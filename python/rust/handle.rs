@@ -491,7 +491,8 @@ pub fn new_locked_tensor<'py>(
     let nbytes = elements
         .checked_mul(element)
         .ok_or_else(|| PyValueError::new_err(format!("{elements} elements of {element} bytes")))?;
-    let (block, refused) = locked::allocate(nbytes, true).map_err(to_py)?;
+    // An empty tensor has no memory to manage (its data_ptr is 0).
+    let (block, refused) = locked::allocate(nbytes, nbytes > 0).map_err(to_py)?;
     if let Some(why) = refused {
         let text = CString::new(format!(
             "tensorswap: {nbytes} bytes could not be page-locked ({why}); the tensor is usable for I/O, unlocked"

@@ -160,9 +160,12 @@ impl Op {
 /// An engine or file error as a Python `OSError` (with its errno where the
 /// system gave one).
 pub fn to_py(e: swap_api::Error) -> PyErr {
-    let errno = std::error::Error::source(&e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .and_then(std::io::Error::raw_os_error);
+    let errno = match &e {
+        swap_api::Error::Io { cause, .. } | swap_api::Error::File { cause, .. } => {
+            cause.raw_os_error()
+        }
+        _ => None,
+    };
     match errno {
         Some(code) => PyOSError::new_err((code, e.to_string())),
         None => PyOSError::new_err(e.to_string()),

@@ -11,6 +11,9 @@ def locked_tensor(block, num_elem, dtype):
     memory; the tensor holds the block (and so its memory) alive."""
     raw = (ctypes.c_char * block.nbytes).from_address(block.address)
     raw._tensorswap_block = block
+    if num_elem == 0:
+        # torch.frombuffer refuses a count of 0: an empty view at the block.
+        return torch.frombuffer(raw, dtype=torch.uint8)[:0].view(dtype)
     return torch.frombuffer(raw, dtype=dtype, count=num_elem)
 
 
