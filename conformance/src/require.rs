@@ -1,8 +1,17 @@
 //! `TENSORSWAP_REQUIRE`: the backends that must run, so that a skip fails.
 
-/// Device backends and I/O engines the suites know; a name outside this
-/// list is a typo.
-pub const KNOWN_BACKENDS: &[&str] = &["cpu", "wgpu", "cuda", "cuda-emulated", "uring", "threads"];
+/// Device backends and I/O engines the suites know, and `deepspeed`
+/// (DeepSpeed's tests on the Python package, `scripts/deepspeed-suite.sh`);
+/// a name outside this list is a typo.
+pub const KNOWN_BACKENDS: &[&str] = &[
+    "cpu",
+    "wgpu",
+    "cuda",
+    "cuda-emulated",
+    "uring",
+    "threads",
+    "deepspeed",
+];
 
 /// The environment variable listing required backends, comma-separated.
 pub const REQUIRE_VAR: &str = "TENSORSWAP_REQUIRE";
