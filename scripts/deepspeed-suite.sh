@@ -133,3 +133,16 @@ if [ -n "${native_missing:-}" ]; then
     $required && { echo "deepspeed-suite: FAILED: $native_missing" >&2; exit 1; }
     echo "deepspeed-suite: not compared: $native_missing"
 fi
+if [ "$which" = both ]; then
+    # DeepSpeed's own swappers driven standalone on both engines, every
+    # byte checked, and the swapped optimizer step timed alternately.
+    echo "deepspeed-suite: DeepSpeed's swappers on both engines ..."
+    if env -u TENSORSWAP_DEEPSPEED "$venv/bin/python" "$repo/python/bench/deepspeed_swappers.py" \
+        --folder "$out/swappers" >"$out/swappers.log" 2>&1; then
+        grep -E '^(deepspeed swappers|  )' "$out/swappers.log"
+    else
+        tail -30 "$out/swappers.log"
+        echo "deepspeed-suite: FAILED: DeepSpeed's swappers (the log's end is above)" >&2
+        exit 1
+    fi
+fi
