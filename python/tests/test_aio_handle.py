@@ -117,3 +117,18 @@ def test_dtypes_and_shapes_move_their_bytes(folder):
         dst = torch.zeros(6, 10, dtype=dtype)
         assert h.sync_pread(dst, path) == 1
         assert torch.equal(src, dst)
+
+
+def test_the_op_modules_functions(folder):
+    from tensorswap import dnvme
+
+    path, data = random_file(folder, "f", 8192)
+    buf = torch.empty(8192, dtype=torch.uint8)
+    assert dnvme.aio_read(buf, path, 1024, 2, False, False, True) == 0
+    assert as_bytes(buf) == data
+    out = os.path.join(folder, "out")
+    assert dnvme.aio_write(buf, out, 1024, 2, True, True, False) == 0
+    assert open(out, "rb").read() == data
+    dest = torch.zeros(8, 4).t()
+    assert dnvme.deepspeed_memcpy(dest, torch.ones(4, 8)) == 0
+    assert float(dest.sum()) == 32

@@ -29,16 +29,15 @@ _OPS = {}
 
 
 def _op_modules():
-    """The op modules DeepSpeed's builders return (made once). They have
-    no ``__file__``: DeepSpeed's pin-memory loader would ``dlopen`` one."""
+    """The op modules DeepSpeed's builders return (made once): async_io is
+    :mod:`tensorswap.dnvme`; pin_memory's has no ``__file__``, which
+    DeepSpeed's pin-memory loader would ``dlopen``."""
     if not _OPS:
-        from tensorswap import _native
+        from tensorswap import _native, dnvme
 
-        aio = types.ModuleType("tensorswap_async_io", "DeepSpeed's async_io op on tensorswap")
-        aio.aio_handle = _native.aio_handle
         pin = types.ModuleType("tensorswap_pin_memory", "DeepSpeed's pin_memory op on tensorswap")
         pin.pin_handle = _native.pin_handle
-        _OPS[_ASYNC_IO] = aio
+        _OPS[_ASYNC_IO] = dnvme
         _OPS[_PIN_MEMORY] = pin
     return _OPS
 
