@@ -391,7 +391,7 @@ impl AioHandle {
         file_offset: i64,
         fd: Option<i32>,
     ) -> PyResult<i64> {
-        let name: Option<String>;
+        let path: String;
         let target = match (filename, fd) {
             (Some(_), Some(_)) => {
                 return Err(PyValueError::new_err(
@@ -402,8 +402,8 @@ impl AioHandle {
             (Some(f), None) => match f.extract::<i32>() {
                 Ok(fd) => Target::Fd(fd),
                 Err(_) => {
-                    name = Some(f.extract()?);
-                    Target::Path(name.as_deref().unwrap_or_default())
+                    path = f.extract()?;
+                    Target::Path(&path)
                 }
             },
             (None, None) => {
