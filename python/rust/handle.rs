@@ -91,8 +91,8 @@ fn refuse(py: Python<'_>, why: String) -> PyResult<i64> {
 }
 
 impl AioHandle {
-    /// Opens the file of an operation: `None` (with the reason) where
-    /// DeepSpeed would return `-1`.
+    /// Opens the file of an operation; the error is the reason DeepSpeed
+    /// would return `-1` for.
     fn open(op: IoOp, target: &Target<'_>) -> Result<SwapFile, String> {
         let options = match op {
             IoOp::Read => NamedOptions::read_only(),
