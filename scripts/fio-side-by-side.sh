@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs fio (io_uring, O_DIRECT) and `tensorswap bench` side by side on the same
-# folder with the same size, block size and queue depth, alternating
-# (fio, ours, fio, ours, ...) so that both see the same disk weather, and
-# prints the median ratio ours/fio for write and read.
+# Runs fio (io_uring and libaio, O_DIRECT) and `tensorswap bench` side by
+# side on the same folder with the same size, block size and queue depth,
+# alternating (fio io_uring, fio libaio, ours, ...) so that all see the same
+# disk weather; prints each pair's rates, the median ratio ours / best of fio
+# for write and read, and the CPU seconds each spends per GB moved.
 #
 # Each run of either tool starts from a fresh, preallocated file, writes it
 # once and then reads it back, so both see the same file state.
@@ -45,7 +46,9 @@ ours_args=(bench --only files --json --folder "$folder" --size "$size" --block-s
 [[ -n $io_size ]] && ours_args+=(--io-size "$io_size")
 if ((dry_run)); then
   echo "ours: $ours_bin ${ours_args[*]}"
-  echo "fio: fio --name=side --ioengine=io_uring --direct=1 --bs=$fio_bs --iodepth=$qd --size=$size --numjobs=1 ${FIO_EXTRA:-}"
+  for e in io_uring libaio; do
+    echo "fio: fio --name=side --ioengine=$e --direct=1 --bs=$fio_bs --iodepth=$qd --size=$size --numjobs=1 ${FIO_EXTRA:-}"
+  done
   exit 0
 fi
 command -v fio >/dev/null || { echo "fio is not installed (apt-get install -y fio)" >&2; exit 1; }
@@ -54,41 +57,63 @@ cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 work=$(mktemp -d "$folder/fio-side-by-side.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-fio_gbps() { # -> "write_GBps read_GBps" (10^9 bytes/s) on a fresh file
+fio_run() { # $1 = io engine -> "write_GBps read_GBps cpu_seconds" on a fresh file
   rm -f "$work/fio.dat"
   for op in write read; do
-    fio --name=side --filename="$work/fio.dat" --ioengine=io_uring --direct=1 \
+    fio --name=side --filename="$work/fio.dat" --ioengine="$1" --direct=1 \
         --rw="$op" --bs="$fio_bs" --iodepth="$qd" --size="$size" --numjobs=1 \
         --output-format=json ${FIO_EXTRA:-} 2>/dev/null |
-      python3 -c "import json,sys; j=json.load(sys.stdin)['jobs'][0]; print(j['$op']['bw_bytes']/1e9)"
-  done | paste -sd' '
+      python3 -c "
+import json, sys
+j = json.load(sys.stdin)['jobs'][0]
+print(j['$op']['bw_bytes'] / 1e9, (j['usr_cpu'] + j['sys_cpu']) / 100 * j['job_runtime'] / 1e3)"
+  done | paste -sd' ' | awk '{ print $1, $3, $2 + $4 }'
 }
-ours_gbps() { # -> "write_GBps read_GBps" (10^9 bytes/s) on a fresh file
+ours_run() { # -> "write_GBps read_GBps cpu_seconds" on a fresh file
+  # CPU seconds: the bench's own figure for its timed passes (cpu_pct of
+  # this process, all threads), not the set-up and verification around them.
   "$ours_bin" "${ours_args[@]}" |
     python3 -c "
 import json, sys
-rows = {r['op']: r['gbps'] for r in map(json.loads, filter(str.strip, sys.stdin))}
-print(rows['write'], rows['read'])"
+rows = {r['op']: r for r in map(json.loads, filter(str.strip, sys.stdin))}
+cpu = sum(r['cpu_pct'] / 100 * r['seconds'] for r in rows.values())
+print(rows['write']['gbps'], rows['read']['gbps'], cpu)"
 }
 
 echo "folder $folder, size $size, fio bs $fio_bs, qd $qd ${FIO_EXTRA:-}, ours: block $bs${io_size:+, io-size $io_size}, engine $engine"
-printf '%5s %6s %10s %10s %7s\n' pair op "fio GB/s" "ours GB/s" ratio
+printf '%5s %6s %12s %12s %10s %7s\n' pair op "uring GB/s" "libaio GB/s" "ours GB/s" "ours/best"
 results=()
 for ((p = 1; p <= pairs; p++)); do
-  read -r fw fr < <(fio_gbps)
-  read -r ow or < <(ours_gbps)
+  # Who goes first alternates, so that no tool always meets a warm disk.
+  if ((p % 2)); then
+    read -r uw ur uc < <(fio_run io_uring); read -r lw lr lc < <(fio_run libaio); read -r ow or oc < <(ours_run)
+  else
+    read -r ow or oc < <(ours_run); read -r lw lr lc < <(fio_run libaio); read -r uw ur uc < <(fio_run io_uring)
+  fi
   for op in write read; do
-    if [[ $op == write ]]; then f=$fw o=$ow; else f=$fr o=$or; fi
-    r=$(python3 -c "print($o/$f)")
-    printf '%5d %6s %10.2f %10.2f %6.2fx\n' "$p" "$op" "$f" "$o" "$r"
+    if [[ $op == write ]]; then u=$uw l=$lw o=$ow; else u=$ur l=$lr o=$or; fi
+    r=$(python3 -c "print($o / max($u, $l))")
+    printf '%5d %6s %12.2f %12.2f %10.2f %6.2fx\n' "$p" "$op" "$u" "$l" "$o" "$r"
     results+=("$op $r")
   done
+  results+=("cpu $uc $lc $oc")
 done
-printf '%s\n' "${results[@]}" | python3 -c '
-import sys, statistics
-ratios = {}
+printf '%s\n' "${results[@]}" | python3 -c "
+import statistics, sys
+ratios, cpu = {}, []
 for line in sys.stdin:
-    op, r = line.split(); ratios.setdefault(op, []).append(float(r))
-for op in ("write", "read"):
-    print(f"median ours/fio {op}: {statistics.median(ratios[op]):.2f}x over {len(ratios[op])} pairs")
-'
+    op, *v = line.split()
+    if op == 'cpu':
+        cpu.append([float(x) for x in v])
+    else:
+        ratios.setdefault(op, []).append(float(v[0]))
+for op in ('write', 'read'):
+    print(f'median ours / best of fio {op}: {statistics.median(ratios[op]):.2f}x over {len(ratios[op])} pairs')
+gb = 2 * $(python3 -c "
+import re
+s = '$size'.upper().rstrip('B')
+m = re.fullmatch(r'([0-9.]+)([KMGT]?)I?', s)
+print(float(m[1]) * 1024 ** ' KMGT'.index(m[2] or ' ') / 1e9)")
+for i, tool in enumerate(('fio io_uring', 'fio libaio', 'ours')):
+    print(f'CPU seconds per GB moved, {tool}: {statistics.median(c[i] for c in cpu) / gb:.3f} (median over pairs; user + system)')
+"
