@@ -44,6 +44,10 @@ fio_bs=${io_size:-$bs}
 ours_args=(bench --only files --json --folder "$folder" --size "$size" --block-size "$bs"
            --queue-depth "$qd" --engine "$engine" --loops 1)
 [[ -n $io_size ]] && ours_args+=(--io-size "$io_size")
+# OURS_EXTRA adds bench options, e.g. OURS_EXTRA=--no-checksums (fio
+# checksums nothing; our files record and check a CRC32C per 4 KiB).
+read -r -a ours_extra <<<"${OURS_EXTRA:-}"
+ours_args+=("${ours_extra[@]}")
 if ((dry_run)); then
   echo "ours: $ours_bin ${ours_args[*]}"
   for e in io_uring libaio; do
@@ -80,7 +84,7 @@ cpu = sum(r['cpu_pct'] / 100 * r['seconds'] for r in rows.values())
 print(rows['write']['gbps'], rows['read']['gbps'], cpu)"
 }
 
-echo "folder $folder, size $size, fio bs $fio_bs, qd $qd ${FIO_EXTRA:-}, ours: block $bs${io_size:+, io-size $io_size}, engine $engine"
+echo "folder $folder, size $size, fio bs $fio_bs, qd $qd ${FIO_EXTRA:-}, ours: block $bs${io_size:+, io-size $io_size}, engine $engine ${OURS_EXTRA:-}"
 printf '%5s %6s %12s %12s %10s %7s\n' pair op "uring GB/s" "libaio GB/s" "ours GB/s" "ours/best"
 results=()
 for ((p = 1; p <= pairs; p++)); do
