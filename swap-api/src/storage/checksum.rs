@@ -74,13 +74,16 @@ impl std::fmt::Debug for ChecksumLog {
 
 impl ChecksumLog {
     /// Records the CRC of every block `bytes`, written at `offset`, covers
-    /// whole; blocks it covers in part are no longer known.
+    /// whole; blocks it covers in part are no longer known. The CRCs are
+    /// computed before the log is locked.
     pub(crate) fn record(&self, offset: u64, bytes: &[u8]) {
+        let crcs: Vec<(u64, Option<u32>)> = blocks(offset, bytes.len())
+            .map(|(block, whole)| (block, whole.map(|range| crc(&bytes[range]))))
+            .collect();
         let mut groups = self.lock();
-        for (block, whole) in blocks(offset, bytes.len()) {
-            match whole {
-                Some(range) => {
-                    let crc = crc(&bytes[range]);
+        for (block, crc) in crcs {
+            match crc {
+                Some(crc) => {
                     let group = groups.entry(block / GROUP).or_insert_with(Group::new);
                     group.set((block % GROUP) as usize, crc);
                 }
@@ -113,22 +116,27 @@ impl ChecksumLog {
         }
     }
 
-    /// Checks every known block `bytes`, read at `offset`, covers whole.
+    /// Checks every known block `bytes`, read at `offset`, covers whole;
+    /// the CRCs are computed after the log is unlocked.
     pub(crate) fn verify(&self, offset: u64, bytes: &[u8]) -> Result<(), Mismatch> {
-        let groups = self.lock();
-        for (block, whole) in blocks(offset, bytes.len()) {
-            let Some(range) = whole else { continue };
-            let Some(expected) = groups
-                .get(&(block / GROUP))
-                .and_then(|g| g.get((block % GROUP) as usize))
-            else {
-                continue;
-            };
-            let actual = crc(&bytes[range.clone()]);
+        let known: Vec<(u64, std::ops::Range<usize>, u32)> = {
+            let groups = self.lock();
+            blocks(offset, bytes.len())
+                .filter_map(|(block, whole)| {
+                    let expected = groups
+                        .get(&(block / GROUP))
+                        .and_then(|g| g.get((block % GROUP) as usize))?;
+                    Some((block, whole?, expected))
+                })
+                .collect()
+        };
+        for (block, range, expected) in known {
+            let len = range.len();
+            let actual = crc(&bytes[range]);
             if actual != expected {
                 return Err(Mismatch {
                     offset: block * BLOCK,
-                    len: range.len(),
+                    len,
                     expected,
                     actual,
                 });

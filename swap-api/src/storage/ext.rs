@@ -93,12 +93,8 @@ fn submit_at<E: IoEngine, B: HostBuf>(
         };
         return Err(Rejected { error, value: buf });
     }
-    let verify = file.checksummed();
-    if verify && op == IoOp::Write {
-        // SAFETY: HostBuf guarantees ptr is readable for len bytes while we own buf.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.stable_ptr(), len) };
-        file.checksums().record(offset, bytes);
-    }
+    // The engine's pieces record (writes) and verify (reads) the file's
+    // CRCs as they finish (storage/piece.rs).
     let request = IoRequest {
         op,
         file: file.clone(),
@@ -114,11 +110,10 @@ fn submit_at<E: IoEngine, B: HostBuf>(
     // if the ticket is leaked. HostBuf(Mut) guarantees the pointer is valid
     // for len bytes and stable across moves.
     match unsafe { engine.submit(request) } {
-        Ok(pending) => Ok(IoTicket::new(
-            pending, buf, op, file, offset, verify, submitted,
-        )),
+        Ok(pending) => Ok(IoTicket::new(pending, buf, op, file, offset, submitted)),
         Err(error) => {
-            if verify && op == IoOp::Write {
+            // Pieces submitted before the refusal may have written.
+            if file.checksummed() && op == IoOp::Write {
                 file.checksums().forget(offset, len as u64);
             }
             Err(Rejected { error, value: buf })

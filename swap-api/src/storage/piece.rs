@@ -4,6 +4,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
+use super::checksum::BLOCK;
 use super::engine::IoRequest;
 use super::file::SwapFile;
 use crate::sync::Latch;
@@ -38,7 +39,9 @@ pub(crate) enum Step {
 ///
 /// Where the file uses direct I/O, a piece with an aligned start but an
 /// unaligned length is cut once more so only the unaligned tail goes through
-/// the page cache.
+/// the page cache. Where the file is checksummed, pieces are cut at file
+/// offsets that are multiples of the checksum block, so that every block
+/// lies in one piece, which records or verifies its CRC as it finishes.
 pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Arc<Latch>) {
     let IoRequest {
         op,
@@ -50,10 +53,21 @@ pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Arc<Latch
     } = req;
     let align = file.dio_align();
     let base = buf.as_ptr() as usize;
-    let mut bounds = Vec::with_capacity(len.div_ceil(block_size.max(1)) + 1);
+    let unit = if file.checksummed() {
+        BLOCK as usize
+    } else {
+        1
+    };
+    let step = (block_size.max(1) / unit).max(1) * unit;
+    let mut bounds = Vec::with_capacity(len.div_ceil(step) + 2);
     let mut pos = 0;
     while pos < len {
-        let piece = block_size.max(1).min(len - pos);
+        let misaligned = ((offset + pos as u64) % unit as u64) as usize;
+        let piece = match misaligned {
+            0 => step,
+            m => unit - m,
+        }
+        .min(len - pos);
         let at = (offset + pos as u64, base + pos);
         match align {
             Some((mem, off)) if aligned(at, off, mem) => {
@@ -171,7 +185,10 @@ impl Piece {
         }
     }
 
-    /// Hands the piece's result to its request.
+    /// Hands the piece's result to its request. On a checksummed file, a
+    /// written piece records the CRCs of its blocks (a failed one forgets
+    /// them), and a read piece verifies them: the CRC work runs here, on
+    /// the engine's worker, while the request's other pieces are in flight.
     ///
     /// The piece's file handle is released before the request is signalled,
     /// so a waiter that drops the last handle really removes the file.
@@ -179,11 +196,44 @@ impl Piece {
         if self.op == IoOp::Write && !self.direct && !self.file.is_direct() && result.is_ok() {
             drop_cache(self.fd(), self.offset, self.len);
         }
+        let result = if self.file.checksummed() {
+            self.checksums(result)
+        } else {
+            result
+        };
         let at = self.position();
         let Piece {
             file, completion, ..
         } = self;
         drop(file);
         completion.close_at(result, at);
+    }
+
+    /// Records (writes) or verifies (reads) the CRCs of the piece's blocks.
+    fn checksums(&self, result: Result<()>) -> Result<()> {
+        let log = self.file.checksums();
+        if result.is_err() {
+            if self.op == IoOp::Write {
+                log.forget(self.offset, self.len as u64);
+            }
+            return result;
+        }
+        // SAFETY: the request's memory stays valid, and untouched by its
+        // owner, until its completion latch closes (IoEngine::submit's
+        // contract), which is after this; the piece's bytes are done moving.
+        let bytes = unsafe { std::slice::from_raw_parts(self.buf as *const u8, self.len) };
+        match self.op {
+            IoOp::Write => {
+                log.record(self.offset, bytes);
+                Ok(())
+            }
+            IoOp::Read => log.verify(self.offset, bytes).map_err(|m| Error::Checksum {
+                path: self.file.path().to_path_buf(),
+                offset: m.offset,
+                len: m.len,
+                expected: m.expected,
+                actual: m.actual,
+            }),
+        }
     }
 }

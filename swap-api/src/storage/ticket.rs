@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::IoPending;
 use super::file::SwapFile;
-use crate::{Error, HostBuf, IoOp, Rejected};
+use crate::{HostBuf, IoOp, Rejected};
 
 /// A finished request: the buffer back, and how long the request took.
 #[derive(Debug)]
@@ -38,7 +38,6 @@ pub struct IoTicket<P: IoPending, B: HostBuf> {
     offset: u64,
     len: usize,
     submitted: Instant,
-    verify: bool,
 }
 
 impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
@@ -48,7 +47,6 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
         op: IoOp,
         file: &SwapFile,
         offset: u64,
-        verify: bool,
         submitted: Instant,
     ) -> Self {
         let len = buf.bytes_len();
@@ -59,7 +57,6 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
             offset,
             len,
             submitted,
-            verify,
         }
     }
 
@@ -84,7 +81,7 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
         let latency = finished
             .unwrap_or_else(Instant::now)
             .saturating_duration_since(self.submitted);
-        match result.and_then(|()| self.check(&buf)) {
+        match result {
             Ok(()) => Ok(IoDone { buf, latency }),
             Err(error) => {
                 if self.op == IoOp::Write {
@@ -102,28 +99,6 @@ impl<P: IoPending, B: HostBuf> IoTicket<P, B> {
         } else {
             Err(self)
         }
-    }
-
-    /// Verifies every 4 KiB block the read covers whole against the CRC
-    /// recorded when it was written.
-    fn check(&self, buf: &B) -> crate::Result<()> {
-        if !self.verify || self.op != IoOp::Read {
-            return Ok(());
-        }
-        // SAFETY: the request has completed, so nothing writes the buffer;
-        // HostBuf guarantees the pointer is valid for bytes_len() bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(buf.stable_ptr(), buf.bytes_len()) };
-        let bytes = &bytes[..self.len.min(bytes.len())];
-        self.file
-            .checksums()
-            .verify(self.offset, bytes)
-            .map_err(|m| Error::Checksum {
-                path: self.file.path().to_path_buf(),
-                offset: m.offset,
-                len: m.len,
-                expected: m.expected,
-                actual: m.actual,
-            })
     }
 }
 
