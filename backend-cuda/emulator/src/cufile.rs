@@ -329,10 +329,7 @@ impl Files {
         if heap.with_bytes(CONTEXT, addr, size, |_| ()).is_err() {
             return -(FileStatus::CUDA_POINTER_RANGE_ERROR.0 as isize);
         }
-        let moved = match op {
-            Op::Read => read(&registered, heap, addr, size, offset),
-            Op::Write => write(&registered, heap, addr, size, offset),
-        };
+        let moved = transfer(op, &registered, heap, addr, size, offset);
         match moved {
             Ok(n) => n as isize,
             Err(Failure::Os(e)) => -(e.raw_os_error().unwrap_or(libc::EIO) as isize),
@@ -356,8 +353,11 @@ fn bounce(size: usize) -> (Vec<u8>, usize) {
     (store, at)
 }
 
-/// File to device, a chunk at a time; stops early at the end of the file.
-fn read(
+/// File to device (a read) or device to file (a write), a chunk at a time
+/// through the bounce buffer; stops early at the end of the file, or where
+/// the file takes no more.
+fn transfer(
+    op: Op,
     r: &Registered,
     heap: &Heap,
     addr: u64,
@@ -369,51 +369,29 @@ fn read(
     while moved < size {
         let n = (size - moved).min(CHUNK);
         let buf = &mut store[at..at + n];
-        let at_file = offset + moved as u64;
-        let got = match pread_all(r.fd_for(at_file, n), buf, at_file) {
-            Ok(got) => got,
+        let (device, at_file) = (addr + moved as u64, offset + moved as u64);
+        let fd = r.fd_for(at_file, n);
+        if op == Op::Write {
+            heap.with_bytes(CONTEXT, device, n, |dev| buf.copy_from_slice(dev))
+                .map_err(|_| Failure::Device)?;
+        }
+        let done = match op {
+            Op::Read => pread_all(fd, buf, at_file),
+            Op::Write => pwrite_all(fd, buf, at_file),
+        };
+        let done = match done {
+            Ok(done) => done,
             Err(e) if moved == 0 => return Err(Failure::Os(e)),
             Err(_) => break,
         };
-        if got > 0 {
-            heap.with_bytes(CONTEXT, addr + moved as u64, got, |dev| {
-                dev.copy_from_slice(&buf[..got]);
+        if op == Op::Read && done > 0 {
+            heap.with_bytes(CONTEXT, device, done, |dev| {
+                dev.copy_from_slice(&buf[..done]);
             })
             .map_err(|_| Failure::Device)?;
         }
-        moved += got;
-        if got < n {
-            break; // the end of the file
-        }
-    }
-    Ok(moved)
-}
-
-/// Device to file, a chunk at a time.
-fn write(
-    r: &Registered,
-    heap: &Heap,
-    addr: u64,
-    size: usize,
-    offset: u64,
-) -> Result<usize, Failure> {
-    let (mut store, at) = bounce(size);
-    let mut moved = 0;
-    while moved < size {
-        let n = (size - moved).min(CHUNK);
-        let buf = &mut store[at..at + n];
-        heap.with_bytes(CONTEXT, addr + moved as u64, n, |dev| {
-            buf.copy_from_slice(dev)
-        })
-        .map_err(|_| Failure::Device)?;
-        let at_file = offset + moved as u64;
-        let put = match pwrite_all(r.fd_for(at_file, n), buf, at_file) {
-            Ok(put) => put,
-            Err(e) if moved == 0 => return Err(Failure::Os(e)),
-            Err(_) => break,
-        };
-        moved += put;
-        if put < n {
+        moved += done;
+        if done < n {
             break;
         }
     }
