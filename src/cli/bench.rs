@@ -118,6 +118,7 @@ const PART_OPTIONS: &[(&str, &[Part])] = &[
     ("slab_size", &[Part::Swap]),
     ("slabs", &[Part::Swap]),
     ("gds", &[Part::Swap]),
+    ("throttle", &[Part::Swap]),
     ("min_size", &[Part::Device]),
     ("max_size", &[Part::Device]),
     ("reps", &[Part::Device]),
@@ -210,12 +211,7 @@ fn run_files(args: &FileArgs, json: bool, out: &mut impl Write) -> anyhow::Resul
     };
     let run = IoRun::prepare(&args.target, &config)?;
     if !json {
-        writeln!(
-            out,
-            "\nfile I/O in {}: {}",
-            run.folder().display(),
-            run.describe()
-        )?;
+        writeln!(out, "\nfile I/O in {}: {}", run.folders(), run.describe())?;
         writeln!(
             out,
             "medians of {} loop(s); GB = 10^9 bytes, GiB = 2^30 bytes; latency per request",

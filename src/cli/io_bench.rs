@@ -2,15 +2,15 @@
 //! the measuring core of `tensorswap bench` (files) and `tensorswap tune`.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
+use tensorswap::storage::{StripedFile, DEFAULT_STRIPE_UNIT};
 use tensorswap::{
-    AioConfig, AnyEngine, DirOptions, DirectIo, EngineKind, IoEngine, IoEngineExt, IoOp,
-    PinnedPool, SwapDir,
+    AioConfig, AnyEngine, DirOptions, DirectIo, EngineKind, IoEngine, IoOp, PinnedPool, SwapDir,
 };
 
 use super::cpu::CpuClock;
@@ -19,9 +19,12 @@ use super::{interrupt, size};
 /// Where and how much file I/O to measure (shared by `bench` and `tune`).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct IoTarget {
-    /// Folder to put the test file in (a private subfolder is created and removed).
-    #[arg(long, default_value_os_t = std::env::temp_dir())]
-    pub(crate) folder: PathBuf,
+    /// Folder to put the test file in (a private subfolder is created and
+    /// removed). Give it several times, one per drive, to stripe over them
+    /// (1 MiB a folder at a time, one engine each); the report gives each
+    /// folder's rate.
+    #[arg(id = "folder", long = "folder", default_values_os_t = [std::env::temp_dir()])]
+    pub(crate) folders: Vec<PathBuf>,
     /// Bytes written and read per loop.
     #[arg(long, default_value = "1G", value_parser = size::parse)]
     pub(crate) size: usize,
@@ -88,10 +91,23 @@ pub(crate) struct IoMeasurement {
     pub(crate) cpu_pct: f64,
 }
 
-/// A prepared run: folder, file, engine and pinned slabs for one configuration.
+impl IoTarget {
+    /// The folders, as a message names them.
+    pub(crate) fn describe_folders(&self) -> String {
+        let names: Vec<String> = self
+            .folders
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        names.join(", ")
+    }
+}
+
+/// A prepared run: folders, engines (one per folder) and pinned slabs for
+/// one configuration.
 pub(crate) struct IoRun {
-    dir: SwapDir,
-    engine: AnyEngine,
+    dirs: Vec<SwapDir>,
+    engines: Vec<AnyEngine>,
     pool: PinnedPool,
     registered: bool,
     size: usize,
@@ -109,18 +125,24 @@ impl IoRun {
         let options = DirOptions::default()
             .direct_io(policy)
             .checksums(!target.no_checksums);
-        let dir = SwapDir::create_with(&target.folder, options)
-            .with_context(|| format!("creating a swap folder in {}", target.folder.display()))?;
-        let engine = AnyEngine::new(target.engine, config)?;
-        dir.check_block_size(config.block_size);
+        let mut dirs = Vec::with_capacity(target.folders.len());
+        let mut engines = Vec::with_capacity(target.folders.len());
+        for folder in &target.folders {
+            let dir = SwapDir::create_with(folder, options)
+                .with_context(|| format!("creating a swap folder in {}", folder.display()))?;
+            dir.check_block_size(config.block_size);
+            dirs.push(dir);
+            engines.push(AnyEngine::new(target.engine, config)?);
+        }
         let requests = target.size.div_ceil(io_size);
-        let window = requests.min(config.queue_depth * config.intra_op_parallelism);
+        let window = requests.min(config.queue_depth * config.intra_op_parallelism * dirs.len());
+        let alignment = dirs.iter().map(SwapDir::alignment).max().unwrap_or(1);
         let pool = PinnedPool::builder()
             .slab_size(io_size)
             .slabs(window)
-            .alignment(dir.alignment())
+            .alignment(alignment)
             .build()?;
-        let registered = pool.register_with(&engine);
+        let registered = engines.iter().all(|e| pool.register_with(e));
         let stamp = stamp_pattern(io_size);
         let slabs: Vec<_> = (0..window).map(|_| pool.lease()).collect();
         // A slab may be longer than one request (padded to the alignment).
@@ -129,8 +151,8 @@ impl IoRun {
             slab[..len].copy_from_slice(&stamp[..len]);
         }
         Ok(Self {
-            dir,
-            engine,
+            dirs,
+            engines,
             pool,
             registered,
             size: target.size,
@@ -140,13 +162,19 @@ impl IoRun {
         })
     }
 
-    pub(crate) fn folder(&self) -> &Path {
-        self.dir.path()
+    /// The swap folders, as a message names them.
+    pub(crate) fn folders(&self) -> String {
+        let names: Vec<String> = self
+            .dirs
+            .iter()
+            .map(|d| d.path().display().to_string())
+            .collect();
+        names.join(", ")
     }
 
     pub(crate) fn describe(&self) -> String {
-        let c = self.engine.config();
-        let dio = match self.dir.direct_io() {
+        let c = self.engines[0].config();
+        let dio = match self.dirs[0].direct_io() {
             Some(d) => format!(
                 "direct I/O (alignment: memory {}, offset {}, from {})",
                 d.memory_align, d.offset_align, d.source
@@ -154,8 +182,12 @@ impl IoRun {
             None => "buffered I/O".into(),
         };
         format!(
-            "{} engine, block {}, queue depth {}, parallelism {}, {}, buffers {}registered; {} in {} request(s) of {}",
-            self.engine.name(),
+            "{}{} engine, block {}, queue depth {}, parallelism {}, {}, buffers {}registered; {} in {} request(s) of {}",
+            match self.dirs.len() {
+                1 => String::new(),
+                n => format!("striped over {n} folders ({} each), one ", size::show(DEFAULT_STRIPE_UNIT as usize)),
+            },
+            self.engines[0].name(),
             size::show(c.block_size),
             c.queue_depth,
             c.intra_op_parallelism,
@@ -176,8 +208,15 @@ impl IoRun {
         read: bool,
         mut tick: impl FnMut(usize),
     ) -> anyhow::Result<Vec<IoMeasurement>> {
-        let file = self.dir.create_file()?;
-        file.preallocate(self.size as u64)?;
+        let files = self
+            .dirs
+            .iter()
+            .map(SwapDir::create_file)
+            .collect::<Result<Vec<_>, _>>()?;
+        for file in &files {
+            file.preallocate(self.size.div_ceil(files.len()) as u64)?;
+        }
+        let file = StripedFile::new(files, DEFAULT_STRIPE_UNIT)?;
         if !write {
             self.pass(&file, IoOp::Write, &mut |_| {})?;
         }
@@ -202,7 +241,7 @@ impl IoRun {
     /// `window` in flight, the oldest waited first.
     fn pass(
         &self,
-        file: &tensorswap::SwapFile,
+        file: &StripedFile,
         op: IoOp,
         tick: &mut dyn FnMut(usize),
     ) -> anyhow::Result<Pass> {
@@ -214,7 +253,7 @@ impl IoRun {
         for i in 0..requests {
             interrupt::check()?;
             if in_flight.len() == self.window {
-                let (ticket, len): (tensorswap::IoTicket<_, _>, usize) =
+                let (ticket, len): (tensorswap::storage::StripedTicket<_, _>, usize) =
                     in_flight.pop_front().context("window empty")?;
                 latencies.push(ticket.wait()?.latency);
                 tick(len);
@@ -226,9 +265,9 @@ impl IoRun {
             let ticket = match op {
                 IoOp::Write => {
                     stamp(&mut slab, i);
-                    self.engine.write(file, offset as u64, slab)?
+                    file.write(&self.engines, offset as u64, slab)?
                 }
-                _ => self.engine.read(file, offset as u64, slab)?,
+                _ => file.read(&self.engines, offset as u64, slab)?,
             };
             in_flight.push_back((ticket, len));
         }
@@ -245,14 +284,14 @@ impl IoRun {
     }
 
     /// Reads every request back and checks its stamp and pattern.
-    fn verify(&self, file: &tensorswap::SwapFile) -> anyhow::Result<()> {
+    fn verify(&self, file: &StripedFile) -> anyhow::Result<()> {
         for i in 0..self.size.div_ceil(self.io_size) {
             interrupt::check()?;
             let offset = i * self.io_size;
             let len = self.io_size.min(self.size - offset);
             let mut slab = self.pool.lease();
             slab.set_len(len)?;
-            let back = self.engine.read(file, offset as u64, slab)?.wait()?.buf;
+            let back = file.read(&self.engines, offset as u64, slab)?.wait()?.buf;
             let mut want = self.stamp[..len].to_vec();
             stamp(&mut want, i);
             if back[..] != want[..] {
@@ -265,7 +304,7 @@ impl IoRun {
     }
 
     fn summarise(&self, op: &'static str, passes: Vec<Pass>) -> IoMeasurement {
-        let c = self.engine.config();
+        let c = self.engines[0].config();
         let mut seconds: Vec<f64> = passes.iter().map(|p| p.seconds.as_secs_f64()).collect();
         let mut latencies: Vec<Duration> =
             passes.iter().flat_map(|p| p.latencies.clone()).collect();
@@ -280,14 +319,14 @@ impl IoRun {
         };
         IoMeasurement {
             op,
-            engine: self.engine.name(),
+            engine: self.engines[0].name(),
             bytes: self.size,
             io_size: self.io_size,
             requests: self.size.div_ceil(self.io_size),
             block_size: c.block_size,
             queue_depth: c.queue_depth,
             parallelism: c.intra_op_parallelism,
-            direct: self.dir.direct_io().is_some(),
+            direct: self.dirs.iter().all(|d| d.direct_io().is_some()),
             registered: self.registered,
             loops: passes.len(),
             seconds: median,

@@ -10,8 +10,11 @@ use anyhow::{ensure, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tensorswap::swapper::{DataPath, SwapStore, Swapper, TensorId, TensorMeta};
-use tensorswap::{AioConfig, AnyDevice, Device, DeviceExt, DirOptions, IoEngine, IoOp, SwapFile};
+use tensorswap::storage::StripedFile;
+use tensorswap::swapper::{DataPath, SwapStore, SwapStoreBuilder, Swapper, TensorId, TensorMeta};
+use tensorswap::{
+    AioConfig, AnyDevice, Device, DeviceExt, DirOptions, IoEngine, IoOp, ThrottledEngine,
+};
 
 use super::io_bench::{direct_policy, IoTarget};
 use super::{interrupt, size};
@@ -33,6 +36,11 @@ pub(crate) struct SwapArgs {
     /// Where the device cannot, the swap says why and goes through pinned memory.
     #[arg(long)]
     gds: bool,
+    /// Cap each folder's engine at this many bytes per second (swap part;
+    /// e.g. 200M), as if each folder were a drive of that speed: with
+    /// several `--folder`s on one disk, shows how striping scales.
+    #[arg(long, value_parser = size::parse)]
+    throttle: Option<usize>,
 }
 
 /// What the swap workload shares with the files part.
@@ -59,18 +67,34 @@ struct SwapMeasurement {
     gbps: f64,
     /// How the swapper moved the bytes (pinned, direct, or compat and why).
     data_path: String,
+    /// Each folder's share: its bytes over the median seconds, in stripe order.
+    folders: Vec<FolderRate>,
+    /// `--throttle`: each folder's cap, bytes per second.
+    cap_per_folder: Option<usize>,
+}
+
+/// One folder's part of a measured operation.
+#[derive(Debug, Serialize)]
+struct FolderRate {
+    folder: String,
+    bytes: u64,
+    gbps: f64,
 }
 
 /// The swapper under test, its tensors, and the engine-only baseline's file.
-struct Workload {
-    swapper: Swapper<AnyDevice>,
+struct Workload<E: IoEngine> {
+    swapper: Swapper<AnyDevice, E>,
     ids: Vec<TensorId>,
     sizes: Vec<usize>,
-    baseline: SwapFile,
+    baseline: StripedFile,
+    throttle: Option<usize>,
 }
 
 /// Per-loop seconds of swap out, swap in, engine write, engine read.
 type Times = [Vec<f64>; 4];
+
+/// Bytes each folder moved in one loop of each op, in the order of [`Times`].
+type Shares = [Vec<u64>; 4];
 
 pub(crate) fn run(
     device: AnyDevice,
@@ -83,13 +107,39 @@ pub(crate) fn run(
         common.target.size >= args.tensors,
         "--size must give each tensor at least 1 byte"
     );
-    let work = Workload::set_up(device, args, common)?;
-    if !common.json {
-        work.describe(common.loops, out)?;
+    let target = common.target;
+    let builder = SwapStore::builder()
+        .folders(&target.folders)
+        .dir_options(
+            DirOptions::default()
+                .direct_io(direct_policy(target.direct))
+                .checksums(!target.no_checksums),
+        )
+        .aio(common.aio.clone())
+        .engine(target.engine)
+        .slab_size(args.slab_size)
+        .slabs(args.slabs);
+    let creating = || format!("creating a swap store in {}", target.describe_folders());
+    match args.throttle {
+        None => {
+            let store = builder.build_for(&device).with_context(creating)?;
+            Workload::set_up(device, store, args, common)?.run(common, out)
+        }
+        Some(cap) => {
+            ensure!(cap > 0, "--throttle must be at least 1 byte per second");
+            let store = throttled(builder, &device, cap).with_context(creating)?;
+            Workload::set_up(device, store, args, common)?.run(common, out)
+        }
     }
-    let times = work.measure(common.loops)?;
-    work.verify()?;
-    work.report(&times, common.json, out)
+}
+
+/// The store with every folder's engine capped at `cap` bytes per second.
+fn throttled(
+    builder: SwapStoreBuilder,
+    device: &AnyDevice,
+    cap: usize,
+) -> tensorswap::Result<SwapStore<ThrottledEngine<tensorswap::AnyEngine>>> {
+    builder.build_wrapping(device, |_, engine| ThrottledEngine::new(engine, cap as u64))
 }
 
 /// Mixed tensor sizes summing to about `total`: weights 1, 2, 4, ... 64
@@ -104,30 +154,21 @@ fn tensor_sizes(total: usize, count: usize) -> Vec<usize> {
         .collect()
 }
 
-impl Workload {
-    /// The store, the swapper and its tensors, uploaded and registered.
-    fn set_up(device: AnyDevice, args: &SwapArgs, common: &Common<'_>) -> anyhow::Result<Self> {
-        let target = common.target;
-        let store = SwapStore::builder()
-            .folder(&target.folder)
-            .dir_options(
-                DirOptions::default()
-                    .direct_io(direct_policy(target.direct))
-                    .checksums(!target.no_checksums),
-            )
-            .aio(common.aio.clone())
-            .engine(target.engine)
-            .slab_size(args.slab_size)
-            .slabs(args.slabs)
-            .build_for(&device)
-            .with_context(|| format!("creating a swap store in {}", target.folder.display()))?;
-        let baseline = store.dir().create_file()?;
+impl<E: IoEngine + 'static> Workload<E> {
+    /// The swapper over `store` and its tensors, uploaded and registered.
+    fn set_up(
+        device: AnyDevice,
+        store: SwapStore<E>,
+        args: &SwapArgs,
+        common: &Common<'_>,
+    ) -> anyhow::Result<Self> {
+        let baseline = store.create_file()?;
         let swapper = if args.gds {
             Swapper::with_direct_storage(device, store)?
         } else {
             Swapper::new(device, store)?
         };
-        let sizes = tensor_sizes(target.size, args.tensors);
+        let sizes = tensor_sizes(common.target.size, args.tensors);
         let ids: Vec<TensorId> = (0..sizes.len() as u64).collect();
         let progress = ProgressBar::new(sizes.len() as u64).with_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} tensors uploaded")
@@ -148,7 +189,17 @@ impl Workload {
             ids,
             sizes,
             baseline,
+            throttle: args.throttle,
         })
+    }
+
+    fn run(self, common: &Common<'_>, out: &mut impl Write) -> anyhow::Result<()> {
+        if !common.json {
+            self.describe(common.loops, out)?;
+        }
+        let (times, shares) = self.measure(common.loops)?;
+        self.verify()?;
+        self.report(&times, &shares, common.json, out)
     }
 
     fn bytes(&self) -> usize {
@@ -166,8 +217,30 @@ impl Workload {
             size::show_approx(self.bytes()),
             size::show_approx(*self.sizes.iter().min().unwrap_or(&0)),
             size::show_approx(*self.sizes.iter().max().unwrap_or(&0)),
-            store.dir().path().display(),
+            folder_names(store).join(", "),
         )?;
+        if store.dirs().len() > 1 {
+            writeln!(
+                out,
+                "striped over {} folders, {} at a time, one engine each{}",
+                store.dirs().len(),
+                size::show(store.striped_file().unit() as usize),
+                match self.throttle {
+                    Some(cap) => format!(
+                        "; each capped at {}/s (--throttle), so the most the store can do is {}/s",
+                        size::show_approx(cap),
+                        size::show_approx(cap * store.dirs().len())
+                    ),
+                    None => String::new(),
+                }
+            )?;
+        } else if let Some(cap) = self.throttle {
+            writeln!(
+                out,
+                "the folder's engine capped at {}/s (--throttle)",
+                size::show_approx(cap)
+            )?;
+        }
         let c = store.engine().config();
         writeln!(
             out,
@@ -200,12 +273,14 @@ impl Workload {
     /// One untimed round of each (every tensor gets its place in the store's
     /// file, the baseline file its blocks), then `loops` timed rounds. Odd
     /// rounds run the swap before the engine, even rounds after, so drift of
-    /// the disk's speed during a run falls on both alike.
-    fn measure(&self, loops: usize) -> anyhow::Result<Times> {
+    /// the disk's speed during a run falls on both alike. Also gives the
+    /// bytes each folder moved in one round of each op.
+    fn measure(&self, loops: usize) -> anyhow::Result<(Times, Shares)> {
         self.swap(IoOp::Write)?;
         self.swap(IoOp::Read)?;
         self.engine(IoOp::Write)?;
         let mut times = Times::default();
+        let mut shares = Shares::default();
         for round in 0..loops {
             let [out, inn, write, read] = if round % 2 == 0 {
                 let write = self.engine(IoOp::Write)?;
@@ -218,30 +293,42 @@ impl Workload {
                 let inn = self.swap(IoOp::Read)?;
                 [out, inn, write, self.engine(IoOp::Read)?]
             };
-            for (series, value) in times.iter_mut().zip([out, inn, write, read]) {
-                series.push(value);
+            let measured = [out, inn, write, read];
+            for ((series, share), (seconds, moved)) in
+                times.iter_mut().zip(&mut shares).zip(measured)
+            {
+                series.push(seconds);
+                if round == 0 {
+                    *share = moved;
+                }
             }
         }
-        Ok(times)
+        Ok((times, shares))
     }
 
-    /// Seconds to swap every tensor out (`Write`) or in (`Read`).
-    fn swap(&self, op: IoOp) -> anyhow::Result<f64> {
+    /// Seconds to swap every tensor out (`Write`) or in (`Read`), and the
+    /// bytes each folder moved.
+    fn swap(&self, op: IoOp) -> anyhow::Result<(f64, Vec<u64>)> {
         interrupt::check()?;
+        let file = self.swapper.store().striped_file();
+        let before = file.bytes_moved();
         let start = Instant::now();
         match op {
             IoOp::Write => self.swapper.swap_out(&self.ids)?.wait()?,
             IoOp::Read => self.swapper.swap_in(&self.ids)?.wait()?,
         }
-        Ok(start.elapsed().as_secs_f64())
+        Ok((start.elapsed().as_secs_f64(), moved_since(file, &before)))
     }
 
-    /// Seconds for the engine alone to make the same file requests.
-    fn engine(&self, op: IoOp) -> anyhow::Result<f64> {
+    /// Seconds for the engine alone to make the same file requests, and the
+    /// bytes each folder moved.
+    fn engine(&self, op: IoOp) -> anyhow::Result<(f64, Vec<u64>)> {
         interrupt::check()?;
+        let before = self.baseline.bytes_moved();
         let start = Instant::now();
         self.swapper.file_io_only(&self.ids, op, &self.baseline)?;
-        Ok(start.elapsed().as_secs_f64())
+        let seconds = start.elapsed().as_secs_f64();
+        Ok((seconds, moved_since(&self.baseline, &before)))
     }
 
     /// Every byte of every tensor, after the last swap-in.
@@ -256,20 +343,38 @@ impl Workload {
         Ok(())
     }
 
-    fn report(&self, times: &Times, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    fn report(
+        &self,
+        times: &Times,
+        shares: &Shares,
+        json: bool,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
         let bytes = self.bytes();
         let seconds: Vec<f64> = times.iter().map(|t| median(t.clone())).collect();
         let ops = ["swap_out", "swap_in", "engine_write", "engine_read"];
+        let names = folder_names(self.swapper.store());
         let rows: Vec<SwapMeasurement> = ops
             .iter()
             .zip(&seconds)
-            .map(|(&op, &s)| SwapMeasurement {
+            .zip(shares)
+            .map(|((&op, &s), share)| SwapMeasurement {
                 op,
                 backend: self.swapper.device().info().backend,
                 bytes,
                 seconds: s,
                 gbps: bytes as f64 / s / 1e9,
                 data_path: self.swapper.data_path().to_string(),
+                folders: names
+                    .iter()
+                    .zip(share)
+                    .map(|(folder, &moved)| FolderRate {
+                        folder: folder.clone(),
+                        bytes: moved,
+                        gbps: moved as f64 / s / 1e9,
+                    })
+                    .collect(),
+                cap_per_folder: self.throttle,
             })
             .collect();
         if json {
@@ -300,12 +405,44 @@ impl Workload {
             out,
             "(ratio: median over loops of swap / engine-only measured back to back)"
         )?;
+        if names.len() > 1 {
+            writeln!(
+                out,
+                "per folder, GB/s (its bytes over the op's median time):"
+            )?;
+            for row in &rows {
+                let each: Vec<String> = row
+                    .folders
+                    .iter()
+                    .map(|f| format!("{} {:.2}", f.folder, f.gbps))
+                    .collect();
+                writeln!(out, "{:>13}: {}", row.op, each.join(", "))?;
+            }
+        }
         writeln!(
             out,
             "every byte of every tensor verified after the last swap-in"
         )?;
         Ok(())
     }
+}
+
+/// The store's swap folders, in stripe order.
+fn folder_names<E: IoEngine>(store: &SwapStore<E>) -> Vec<String> {
+    store
+        .dirs()
+        .iter()
+        .map(|d| d.path().display().to_string())
+        .collect()
+}
+
+/// Bytes each of `file`'s folders moved since `before`.
+fn moved_since(file: &StripedFile, before: &[u64]) -> Vec<u64> {
+    file.bytes_moved()
+        .iter()
+        .zip(before)
+        .map(|(now, then)| now - then)
+        .collect()
 }
 
 /// Swap out, swap in and round trip as medians over loops of the ratio of

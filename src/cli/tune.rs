@@ -124,7 +124,7 @@ fn header(args: &TuneArgs, configs: usize, out: &mut impl Write) -> anyhow::Resu
         "tune: {configs} configurations, {} written and read per pass, {} pass(es) each, in {}",
         size::show(args.target.size),
         args.loops,
-        args.target.folder.display()
+        args.target.describe_folders()
     )?;
     writeln!(
         out,

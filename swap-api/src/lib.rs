@@ -105,7 +105,7 @@ pub use storage::UringEngine;
 pub use storage::{
     wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine, IoDone,
     IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, NamedOptions, StaleSweep,
-    SwapDir, SwapFile, ThreadEngine,
+    SwapDir, SwapFile, ThreadEngine, ThrottledEngine,
 };
 pub use tensor::{padded_len, HostTensor};
 pub use transfer::{wait_all, Done, Failed, Transfer, TransferResult};

@@ -101,7 +101,7 @@ pub fn mixed_sizes<D: Device>(ctx: &Ctx<D>) -> Outcome {
 /// reports a read past the end of its file.
 fn file_io_only<D: Device>(rig: &Rig<D>) -> Outcome {
     let s = &rig.swapper;
-    let file = s.store().dir().create_file()?;
+    let file = s.store().create_file()?;
     let refused = s.file_io_only(&[2, 1], IoOp::Write, &file);
     check!(
         matches!(refused, Err(SwapError::InvalidState { id: 1, .. })),

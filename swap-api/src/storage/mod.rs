@@ -9,7 +9,10 @@
 //!   engines, never unlinked.
 //! - [`IoEngine`]: the engine contract; [`UringEngine`] (Linux io_uring),
 //!   [`ThreadEngine`] (`pread`/`pwrite` threads), [`AnyEngine`] (chosen at run
-//!   time), [`FaultyEngine`] (injects OS errors).
+//!   time), [`FaultyEngine`] (injects OS errors), [`ThrottledEngine`] (caps
+//!   an engine at a set rate, like a slower drive).
+//! - [`StripedFile`]: files in several folders (one per drive) seen as one
+//!   address space, striped a unit at a time, each folder on its own engine.
 //! - [`IoEngineExt`]: the safe layer; requests own their buffers until their
 //!   [`IoTicket`] is waited.
 
@@ -24,7 +27,9 @@ mod file;
 mod named;
 mod piece;
 mod stale;
+mod stripes;
 mod threads;
+mod throttled;
 mod ticket;
 #[cfg(target_os = "linux")]
 mod uring;
@@ -38,7 +43,12 @@ pub use faulty::{FaultyEngine, FaultyEnginePending};
 pub use file::SwapFile;
 pub use named::NamedOptions;
 pub use stale::StaleSweep;
+pub(crate) use stripes::check_unit;
+pub use stripes::{
+    StripedFile, StripedSubmitted, StripedTicket, DEFAULT_STRIPE_UNIT, MIN_STRIPE_UNIT,
+};
 pub use threads::ThreadEngine;
+pub use throttled::{ThrottledEngine, ThrottledPending};
 pub use ticket::{wait_all_io, IoDone, IoFailed, IoResult, IoTicket};
 #[cfg(target_os = "linux")]
 pub use uring::UringEngine;

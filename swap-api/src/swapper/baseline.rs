@@ -7,18 +7,20 @@ use super::plan::{self, Chunk, Span};
 use super::stream::{self, ReadSink, WriteSource};
 use super::swapper::Swapper;
 use super::table::Home;
-use crate::{Device, IoEngine, IoOp, SlabPart, SwapFile};
+use crate::storage::StripedFile;
+use crate::{Device, IoEngine, IoOp, SlabPart};
 
 impl<D: Device, E: IoEngine> Swapper<D, E> {
     /// Makes the file requests a swap of `ids` makes (the same chunks, the
-    /// same slabs, as many in flight), on `file` instead of the store's
-    /// file, with no device copy: what the engine alone takes to move a
+    /// same slabs, as many in flight), on `file` (from
+    /// [`SwapStore::create_file`](super::SwapStore::create_file), striped
+    /// like the store's) instead of the store's file, with no device copy: what the engine alone takes to move a
     /// swap's bytes. `tensorswap bench` compares swaps with it.
     ///
     /// Writes send whatever the slabs hold; reads discard what they read.
     /// Each tensor needs its place in the store's file (swapped out to the
     /// file once); others are [`SwapError::InvalidState`](super::SwapError::InvalidState).
-    pub fn file_io_only(&self, ids: &[TensorId], op: IoOp, file: &SwapFile) -> Result<()> {
+    pub fn file_io_only(&self, ids: &[TensorId], op: IoOp, file: &StripedFile) -> Result<()> {
         let spans = {
             let table = self.shared.lock();
             let mut spans = Vec::with_capacity(ids.len());

@@ -10,7 +10,7 @@ use super::error::{Result, SwapError};
 use super::extent::Extent;
 use super::meta::TensorId;
 use super::store::SwapStore;
-use crate::storage::IoTicket;
+use crate::storage::StripedTicket;
 use crate::{AnyEngine, Error, IoEngine, Parked, SlabPart};
 
 /// Record starts within a slab are aligned to this (any element type fits).
@@ -37,7 +37,7 @@ struct Open {
 }
 
 /// A slab being written to its extent.
-type Write<E> = (Extent, IoTicket<<E as IoEngine>::Pending, SlabPart>);
+type Write<E> = (Extent, StripedTicket<<E as IoEngine>::Pending, SlabPart>);
 
 /// Gradients written behind: [`append`](Self::append) copies into the
 /// current pinned slab and, when it is full, starts writing it and carries

@@ -80,7 +80,12 @@ pub(crate) fn swap_into<D: Device, E: IoEngine, H: HostBufMut>(
         error: None,
     };
     let batches = plan::batches(&[span], shared.store.pool().slab_size());
-    stream::read(&shared.store, shared.store.file(), &batches, &mut sink);
+    stream::read(
+        &shared.store,
+        shared.store.striped_file(),
+        &batches,
+        &mut sink,
+    );
     let error = sink.error.take();
     shared.readers(id, -1);
     match error {

@@ -8,7 +8,7 @@ use super::error::{Result, SwapError};
 use super::extent::Extent;
 use super::offload::OffloadOptimizerConfig;
 use super::store::SwapStore;
-use crate::storage::IoTicket;
+use crate::storage::StripedTicket;
 use crate::{AioConfig, AnyEngine, Error, IoEngine, Parked, SlabPart};
 
 /// Bytes between the starts of two components of a group's state.
@@ -36,7 +36,7 @@ impl GroupState<'_> {
     }
 }
 
-type Ticket<E> = IoTicket<<E as IoEngine>::Pending, SlabPart>;
+type Ticket<E> = StripedTicket<<E as IoEngine>::Pending, SlabPart>;
 
 struct Group {
     extent: Extent,

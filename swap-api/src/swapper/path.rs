@@ -40,7 +40,16 @@ impl DataPath {
         if !direct {
             return Self::Pinned;
         }
-        let refused = match device.open_direct(store.file()) {
+        let folders = store.dirs().len();
+        let opened = if folders > 1 {
+            Err(format!(
+                "the store is striped over {folders} folders, and direct storage moves a tensor \
+                 to or from one file"
+            ))
+        } else {
+            device.open_direct(store.file()).map_err(|e| e.to_string())
+        };
+        let refused = match opened {
             Ok(()) => {
                 if store.file().checksummed() {
                     tracing::warn!(
@@ -51,7 +60,7 @@ impl DataPath {
                 }
                 return Self::Direct;
             }
-            Err(err) => err.to_string(),
+            Err(reason) => reason,
         };
         tracing::warn!(
             reason = %refused,

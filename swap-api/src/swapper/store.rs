@@ -1,29 +1,39 @@
-//! [`SwapStore`]: the swap folder, its file, the I/O engine and the pinned
-//! pool that every swapper streams through.
+//! [`SwapStore`]: the swap folders, their files, one I/O engine per folder,
+//! and the pinned pool that every swapper streams through.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::extent::{Extent, Extents};
-use crate::storage::Submitted;
+use crate::storage::{StripedFile, StripedSubmitted, DEFAULT_STRIPE_UNIT};
 use crate::{
-    AioConfig, AnyEngine, Device, DirOptions, EngineKind, Error, IoEngine, IoEngineExt, PinnedPool,
-    Pinning, Result, SlabPart, SwapDir, SwapFile,
+    AioConfig, AnyEngine, Device, DirOptions, EngineKind, Error, IoEngine, PinnedPool, Pinning,
+    Result, SlabPart, SwapDir, SwapFile,
 };
 
-/// Where swapped bytes go: one private folder with one extent file, an I/O
-/// engine, and a pinned pool whose slabs stage every transfer.
+/// Where swapped bytes go: a private folder in each of one or more parent
+/// folders (one per drive), an extent file in each, one I/O engine per
+/// folder, and a pinned pool whose slabs stage every transfer.
+///
+/// Over several folders, extents live in one address space striped over the
+/// files a stripe unit at a time ([`StripedFile`]): a tensor longer than a
+/// unit is split over the folders and its parts move in parallel, each on
+/// its folder's engine. A folder that fails (`ENOSPC`, `EIO`) fails the
+/// request with an error naming its file; the swapper keeps the tensor where
+/// it was.
 ///
 /// Cheap to clone; clones share everything, so several swappers can share
-/// one store (one file, one pool). The file and folder are removed when the
-/// last clone drops, unless the folder was created with
+/// one store (one file, one pool). The files and folders are removed when
+/// the last clone drops, unless the folders were created with
 /// [`DirOptions::keep`].
 ///
 /// ```
 /// use swap_api::swapper::SwapStore;
-/// let parent = tempfile::tempdir()?;
-/// let store = SwapStore::builder().folder(parent.path()).slab_size(1 << 20).slabs(2).build()?;
+/// let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+/// let store = SwapStore::builder().folders([a.path(), b.path()]).slab_size(1 << 20).slabs(2).build()?;
 /// assert_eq!(store.pool().stats().slabs, 2);
+/// assert_eq!(store.dirs().len(), 2);
+/// assert_eq!(store.striped_file().unit(), 1 << 20);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct SwapStore<E: IoEngine = AnyEngine> {
@@ -31,10 +41,13 @@ pub struct SwapStore<E: IoEngine = AnyEngine> {
 }
 
 struct StoreInner<E> {
-    engine: E,
+    /// One per folder, in stripe order.
+    engines: Vec<E>,
+    dirs: Vec<SwapDir>,
+    file: StripedFile,
+    /// The largest of the folders' direct-I/O alignments.
+    align: usize,
     pool: PinnedPool,
-    file: SwapFile,
-    dir: SwapDir,
     extents: Mutex<Extents>,
 }
 
@@ -49,8 +62,8 @@ impl<E: IoEngine> Clone for SwapStore<E> {
 impl<E: IoEngine> std::fmt::Debug for SwapStore<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SwapStore")
-            .field("engine", &self.inner.engine.name())
-            .field("file", &self.inner.file.path())
+            .field("engine", &self.engine().name())
+            .field("file", &self.inner.file)
             .field("pool", &self.inner.pool)
             .finish()
     }
@@ -68,7 +81,15 @@ impl<E: IoEngine> SwapStore<E> {
     /// alignment is at least the folder's. The pool is offered to the
     /// engine for registration.
     pub fn new(engine: E, dir: SwapDir, pool: PinnedPool) -> Result<Self> {
-        let align = dir.alignment();
+        Self::striped(vec![(engine, dir)], pool, DEFAULT_STRIPE_UNIT)
+    }
+
+    /// A store striped over several folders, each with its own engine
+    /// (`lanes`, in stripe order), `unit` bytes per stripe (a power of two
+    /// of at least 1 MiB). The pool's slabs must be a multiple of every
+    /// folder's alignment; it is offered to every engine for registration.
+    pub fn striped(lanes: Vec<(E, SwapDir)>, pool: PinnedPool, unit: u64) -> Result<Self> {
+        let align = lanes.iter().map(|(_, d)| d.alignment()).max().unwrap_or(1);
         if pool.slab_size() % align != 0 {
             return Err(Error::Config {
                 reason: format!(
@@ -77,23 +98,37 @@ impl<E: IoEngine> SwapStore<E> {
                 ),
             });
         }
-        dir.check_block_size(engine.config().block_size);
-        pool.register_with(&engine);
-        let file = dir.create_file()?;
+        let mut engines = Vec::with_capacity(lanes.len());
+        let mut dirs = Vec::with_capacity(lanes.len());
+        let mut files = Vec::with_capacity(lanes.len());
+        for (engine, dir) in lanes {
+            dir.check_block_size(engine.config().block_size);
+            pool.register_with(&engine);
+            files.push(dir.create_file()?);
+            engines.push(engine);
+            dirs.push(dir);
+        }
+        let file = StripedFile::new(files, unit)?;
         Ok(Self {
             inner: Arc::new(StoreInner {
-                engine,
-                pool,
+                engines,
+                dirs,
                 file,
-                dir,
+                align,
+                pool,
                 extents: Mutex::new(Extents::new(align)),
             }),
         })
     }
 
-    /// The I/O engine.
+    /// The first folder's I/O engine (the only one unless striped).
     pub fn engine(&self) -> &E {
-        &self.inner.engine
+        &self.inner.engines[0]
+    }
+
+    /// Every folder's I/O engine, in stripe order.
+    pub fn engines(&self) -> &[E] {
+        &self.inner.engines
     }
 
     /// The pinned pool transfers stage through.
@@ -101,24 +136,48 @@ impl<E: IoEngine> SwapStore<E> {
         &self.inner.pool
     }
 
-    /// The swap folder.
+    /// The first swap folder (the only one unless striped).
     pub fn dir(&self) -> &SwapDir {
-        &self.inner.dir
+        &self.inner.dirs[0]
     }
 
-    /// The file extents live in.
+    /// Every swap folder, in stripe order.
+    pub fn dirs(&self) -> &[SwapDir] {
+        &self.inner.dirs
+    }
+
+    /// The first folder's file (the only one unless striped).
     pub fn file(&self) -> &SwapFile {
+        &self.inner.file.files()[0]
+    }
+
+    /// The files extents live in, as one striped address space: offsets
+    /// such as [`Swapper::stored_range`](super::Swapper::stored_range)'s are
+    /// in it.
+    pub fn striped_file(&self) -> &StripedFile {
         &self.inner.file
     }
 
-    /// Path of the file extents live in.
+    /// Path of the first folder's file.
     pub fn path(&self) -> &Path {
-        self.inner.file.path()
+        self.file().path()
     }
 
-    /// Alignment of extents, slab parts and padded lengths.
+    /// A new file in every folder, striped like the store's (a benchmark's
+    /// file for [`Swapper::file_io_only`](super::Swapper::file_io_only)).
+    pub fn create_file(&self) -> Result<StripedFile> {
+        let files = self
+            .dirs()
+            .iter()
+            .map(SwapDir::create_file)
+            .collect::<Result<Vec<_>>>()?;
+        StripedFile::new(files, self.inner.file.unit())
+    }
+
+    /// Alignment of extents, slab parts and padded lengths: the largest of
+    /// the folders' direct-I/O alignments.
     pub fn alignment(&self) -> usize {
-        self.inner.dir.alignment()
+        self.inner.align
     }
 
     /// `len` rounded up to the alignment.
@@ -140,9 +199,20 @@ impl<E: IoEngine> SwapStore<E> {
         self.inner.extents.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts writing `part` at file offset `offset`.
-    pub(crate) fn write(&self, offset: u64, part: SlabPart) -> Submitted<E, SlabPart> {
-        self.inner.engine.write(&self.inner.file, offset, part)
+    /// Starts writing `part` at offset `offset` of the store's striped file.
+    pub(crate) fn write(&self, offset: u64, part: SlabPart) -> StripedSubmitted<E, SlabPart> {
+        self.write_to(&self.inner.file, offset, part)
+    }
+
+    /// Starts writing `part` at `offset` of `file` (the store's, or one from
+    /// [`SwapStore::create_file`]).
+    pub(crate) fn write_to(
+        &self,
+        file: &StripedFile,
+        offset: u64,
+        part: SlabPart,
+    ) -> StripedSubmitted<E, SlabPart> {
+        file.write(self.engines(), offset, part)
     }
 
     /// Writes `len` zeros at `offset` and waits (the padding of a tensor
@@ -152,23 +222,34 @@ impl<E: IoEngine> SwapStore<E> {
             return Ok(());
         }
         let zeros = vec![0u8; len];
-        let written = self.inner.engine.write(&self.inner.file, offset, zeros);
+        let written = self.inner.file.write(self.engines(), offset, zeros);
         written
             .and_then(|ticket| ticket.wait())
             .map(drop)
             .map_err(|f| f.error)
     }
 
-    /// Starts filling `part` from file offset `offset`.
-    pub(crate) fn read(&self, offset: u64, part: SlabPart) -> Submitted<E, SlabPart> {
-        self.inner.engine.read(&self.inner.file, offset, part)
+    /// Starts filling `part` from offset `offset` of the store's striped file.
+    pub(crate) fn read(&self, offset: u64, part: SlabPart) -> StripedSubmitted<E, SlabPart> {
+        self.read_from(&self.inner.file, offset, part)
+    }
+
+    /// Starts filling `part` from `offset` of `file`.
+    pub(crate) fn read_from(
+        &self,
+        file: &StripedFile,
+        offset: u64,
+        part: SlabPart,
+    ) -> StripedSubmitted<E, SlabPart> {
+        file.read(self.engines(), offset, part)
     }
 }
 
 /// Settings of a [`SwapStore`] built with the run-time chosen engine.
 #[derive(Debug, Clone)]
 pub struct SwapStoreBuilder {
-    folder: Option<PathBuf>,
+    folders: Vec<PathBuf>,
+    stripe_unit: u64,
     dir: DirOptions,
     aio: AioConfig,
     engine: EngineKind,
@@ -180,7 +261,8 @@ pub struct SwapStoreBuilder {
 impl Default for SwapStoreBuilder {
     fn default() -> Self {
         Self {
-            folder: None,
+            folders: Vec::new(),
+            stripe_unit: DEFAULT_STRIPE_UNIT,
             dir: DirOptions::default(),
             aio: AioConfig::default(),
             engine: EngineKind::Auto,
@@ -192,26 +274,44 @@ impl Default for SwapStoreBuilder {
 }
 
 impl SwapStoreBuilder {
-    /// Folder the private swap folder is created in (DeepSpeed's
-    /// `nvme_path`; default: the system temporary folder).
+    /// The one folder the private swap folder is created in (DeepSpeed's
+    /// `nvme_path`; default: the system temporary folder). Replaces any
+    /// folders set before.
     pub fn folder(mut self, path: impl Into<PathBuf>) -> Self {
-        self.folder = Some(path.into());
+        self.folders = vec![path.into()];
         self
     }
 
-    /// Direct-I/O policy, checksums, keep-on-drop.
+    /// Several folders, one per drive, to stripe the store over (a list
+    /// `nvme_path`): a private swap folder and an engine in each. Replaces
+    /// any folders set before; an empty list means the system temporary
+    /// folder. The same folder may be named twice (two files on one drive).
+    pub fn folders<P: Into<PathBuf>>(mut self, paths: impl IntoIterator<Item = P>) -> Self {
+        self.folders = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Bytes per stripe over several folders (default 1 MiB; a power of two
+    /// of at least 1 MiB). Tensors longer than a unit are split over the
+    /// folders.
+    pub fn stripe_unit(mut self, bytes: u64) -> Self {
+        self.stripe_unit = bytes;
+        self
+    }
+
+    /// Direct-I/O policy, checksums, keep-on-drop (of every folder).
     pub fn dir_options(mut self, options: DirOptions) -> Self {
         self.dir = options;
         self
     }
 
-    /// The `"aio"` settings of the engine.
+    /// The `"aio"` settings of the engines.
     pub fn aio(mut self, config: AioConfig) -> Self {
         self.aio = config;
         self
     }
 
-    /// Which engine to run (default: io_uring where available).
+    /// Which engine each folder runs (default: io_uring where available).
     pub fn engine(mut self, kind: EngineKind) -> Self {
         self.engine = kind;
         self
@@ -239,30 +339,75 @@ impl SwapStoreBuilder {
 
     /// Builds the store with its pool page-locked (`mlock`).
     pub fn build(self) -> Result<SwapStore> {
-        let (dir, builder) = self.prepare()?;
+        let (lanes, builder) = self.prepare()?;
         let pool = builder.build()?;
-        SwapStore::new(AnyEngine::new(self.engine, &self.aio)?, dir, pool)
+        let lanes = self.engines(lanes, |_, engine| engine)?;
+        SwapStore::striped(lanes, pool, self.stripe_unit)
     }
 
     /// Builds the store with its pool registered with `device`, so slabs
     /// serve both direct I/O and the device's asynchronous copies.
     pub fn build_for<D: Device>(self, device: &D) -> Result<SwapStore> {
-        let (dir, builder) = self.prepare()?;
-        let pool = builder.build_for(device)?;
-        SwapStore::new(AnyEngine::new(self.engine, &self.aio)?, dir, pool)
+        self.build_wrapping(device, |_, engine| engine)
     }
 
-    fn prepare(&self) -> Result<(SwapDir, crate::PinnedPoolBuilder)> {
+    /// [`build_for`](Self::build_for), with each folder's engine passed
+    /// through `wrap` (its index in stripe order, the engine) first: to
+    /// decorate it, with a [`ThrottledEngine`](crate::ThrottledEngine) or a
+    /// [`FaultyEngine`](crate::FaultyEngine) for example.
+    ///
+    /// ```
+    /// use swap_api::swapper::SwapStore;
+    /// use swap_api::ThrottledEngine;
+    /// let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    /// let device = backend_cpu::CpuDevice::new()?;
+    /// let store = SwapStore::builder()
+    ///     .folders([a.path(), b.path()])
+    ///     .build_wrapping(&device, |_, engine| ThrottledEngine::new(engine, 500_000_000))?;
+    /// assert_eq!(store.engines().len(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn build_wrapping<D: Device, W: IoEngine>(
+        self,
+        device: &D,
+        wrap: impl FnMut(usize, AnyEngine) -> W,
+    ) -> Result<SwapStore<W>> {
+        let (dirs, builder) = self.prepare()?;
+        let pool = builder.build_for(device)?;
+        let lanes = self.engines(dirs, wrap)?;
+        SwapStore::striped(lanes, pool, self.stripe_unit)
+    }
+
+    /// An engine for each folder, through `wrap`.
+    fn engines<W>(
+        &self,
+        dirs: Vec<SwapDir>,
+        mut wrap: impl FnMut(usize, AnyEngine) -> W,
+    ) -> Result<Vec<(W, SwapDir)>> {
+        dirs.into_iter()
+            .enumerate()
+            .map(|(i, dir)| Ok((wrap(i, AnyEngine::new(self.engine, &self.aio)?), dir)))
+            .collect()
+    }
+
+    fn prepare(&self) -> Result<(Vec<SwapDir>, crate::PinnedPoolBuilder)> {
         self.aio.validate()?;
-        let folder = self.folder.clone().unwrap_or_else(std::env::temp_dir);
-        let dir = SwapDir::create_with(&folder, self.dir)?;
-        let align = dir.alignment();
+        crate::storage::check_unit(self.stripe_unit)?;
+        let folders = match self.folders.as_slice() {
+            [] => vec![std::env::temp_dir()],
+            some => some.to_vec(),
+        };
+        let dirs = folders
+            .iter()
+            .map(|folder| SwapDir::create_with(folder, self.dir))
+            .collect::<Result<Vec<_>>>()?;
+        let align = dirs.iter().map(SwapDir::alignment).max().unwrap_or(1);
         let slab_size = crate::padded_len(self.slab_size, align)?;
         let builder = PinnedPool::builder()
             .slab_size(slab_size)
             .slabs(self.slabs)
             .alignment(align)
             .pinning(self.pinning);
-        Ok((dir, builder))
+        Ok((dirs, builder))
     }
 }

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use super::plan::Chunk;
 use super::store::SwapStore;
 use crate::pool::Stalled;
-use crate::storage::IoTicket;
-use crate::{IoEngine, IoEngineExt, PinnedPool, Result, Slab, SlabPart, SwapFile};
+use crate::storage::{StripedFile, StripedTicket};
+use crate::{IoEngine, PinnedPool, Result, Slab, SlabPart};
 
 /// Where a write pipeline gets its bytes, and who hears how each chunk went.
 pub(crate) trait WriteSource {
@@ -36,18 +36,20 @@ pub(crate) trait ReadSink {
     }
 }
 
-type InFlight<E> = VecDeque<(Chunk, IoTicket<<E as IoEngine>::Pending, SlabPart>)>;
+type Ticket<E> = StripedTicket<<E as IoEngine>::Pending, SlabPart>;
+type InFlight<E> = VecDeque<(Chunk, Ticket<E>)>;
 
-/// Writes every batch to `file` (the store's, or a benchmark's), each
-/// through one slab of the store's pool, in order.
+/// Writes every batch to `file` (the store's, or a benchmark's from
+/// [`SwapStore::create_file`]), each through one slab of the store's pool,
+/// in order.
 pub(crate) fn write<E: IoEngine>(
     store: &SwapStore<E>,
-    file: &SwapFile,
+    file: &StripedFile,
     batches: &[Vec<Chunk>],
     source: &mut impl WriteSource,
 ) {
     let mut inflight: InFlight<E> = VecDeque::new();
-    let finish = |source: &mut dyn WriteSource, (chunk, ticket): (Chunk, IoTicket<_, _>)| {
+    let finish = |source: &mut dyn WriteSource, (chunk, ticket): (Chunk, StripedTicket<_, _>)| {
         source.written(&chunk, ticket.wait().map(drop).map_err(|f| f.error));
     };
     for (b, batch) in batches.iter().enumerate() {
@@ -72,7 +74,7 @@ pub(crate) fn write<E: IoEngine>(
             let Some(part) = source.fill(chunk, part) else {
                 continue;
             };
-            match store.engine().write(file, chunk.file_offset, part) {
+            match store.write_to(file, chunk.file_offset, part) {
                 Ok(ticket) => inflight.push_back((*chunk, ticket)),
                 Err(failed) => source.written(chunk, Err(failed.error)),
             }
@@ -90,12 +92,12 @@ pub(crate) fn write<E: IoEngine>(
 /// delivering chunks in order.
 pub(crate) fn read<E: IoEngine>(
     store: &SwapStore<E>,
-    file: &SwapFile,
+    file: &StripedFile,
     batches: &[Vec<Chunk>],
     sink: &mut impl ReadSink,
 ) {
     let mut inflight: InFlight<E> = VecDeque::new();
-    let finish = |sink: &mut dyn ReadSink, (chunk, ticket): (Chunk, IoTicket<_, _>)| {
+    let finish = |sink: &mut dyn ReadSink, (chunk, ticket): (Chunk, StripedTicket<_, _>)| {
         sink.consume(
             &chunk,
             ticket.wait().map(|done| done.buf).map_err(|f| f.error),
@@ -132,7 +134,7 @@ pub(crate) fn read<E: IoEngine>(
             continue;
         };
         for (chunk, part) in wanted.iter().zip(parts) {
-            match store.engine().read(file, chunk.file_offset, part) {
+            match store.read_from(file, chunk.file_offset, part) {
                 Ok(ticket) => inflight.push_back((*chunk, ticket)),
                 Err(failed) => sink.consume(chunk, Err(failed.error)),
             }
@@ -166,9 +168,7 @@ fn lease<T>(
 }
 
 /// The oldest request, if it has finished.
-fn pop_complete<E: IoEngine>(
-    inflight: &mut InFlight<E>,
-) -> Option<(Chunk, IoTicket<E::Pending, SlabPart>)> {
+fn pop_complete<E: IoEngine>(inflight: &mut InFlight<E>) -> Option<(Chunk, Ticket<E>)> {
     if inflight.front()?.1.is_complete() {
         inflight.pop_front()
     } else {

@@ -208,9 +208,9 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
             Way::Out => {
                 self.shared
                     .wait_for_readers(self.items.iter().map(|it| it.id));
-                stream::write(&store, store.file(), &batches, self);
+                stream::write(&store, store.striped_file(), &batches, self);
             }
-            Way::In => stream::read(&store, store.file(), &batches, self),
+            Way::In => stream::read(&store, store.striped_file(), &batches, self),
         }
     }
 
