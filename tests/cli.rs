@@ -524,21 +524,46 @@ fn the_fio_script_finds_the_binary_under_cargo_target_dir() {
 }
 
 #[test]
-fn info_reports_io_uring_and_direct_io_of_a_folder() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = tensorswap(&["info", "--folder", &dir.path().to_string_lossy()]);
+fn info_reports_io_uring_and_each_folder() {
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let shm = std::path::Path::new("/dev/shm");
+    let mut args = vec!["info".to_string()];
+    for dir in &dirs {
+        args.extend(["--folder".into(), dir.path().display().to_string()]);
+    }
+    if shm.is_dir() {
+        args.extend(["--folder".into(), "/dev/shm".into()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = tensorswap(&args);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.contains("io_uring: "), "{stdout}");
-    assert!(
-        stdout.contains(&format!("direct I/O in {}: ", dir.path().display())),
-        "{stdout}"
-    );
-    assert_eq!(
-        std::fs::read_dir(dir.path()).expect("readdir").count(),
-        0,
-        "the probe file was removed"
-    );
+    for dir in &dirs {
+        let section = stdout
+            .split(&format!("  {}\n", dir.path().display()))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no section for {}: {stdout}", dir.path().display()));
+        assert!(
+            section.contains("    file system: ") && section.contains(" free of "),
+            "{stdout}"
+        );
+        assert!(section.contains("    direct I/O: "), "{stdout}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("readdir").count(),
+            0,
+            "the probe file was removed"
+        );
+    }
+    if shm.is_dir() {
+        assert!(
+            stdout.contains("  /dev/shm\n    file system: tmpfs"),
+            "{stdout}"
+        );
+    }
 }
 
 #[test]

@@ -61,7 +61,8 @@ macro_rules! check {
 pub struct Ctx<T> {
     open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync>,
     regressions: &'static str,
-    checked: AtomicUsize,
+    checked: Arc<AtomicUsize>,
+    folders: usize,
 }
 
 impl<D: Device> Ctx<D> {
@@ -86,8 +87,25 @@ impl<T> Ctx<T> {
         Self {
             open,
             regressions,
-            checked: AtomicUsize::new(0),
+            checked: Arc::new(AtomicUsize::new(0)),
+            folders: 1,
         }
+    }
+
+    /// The same subject for cases that stripe their stores over `folders`
+    /// folders; inputs checked count for both.
+    pub(crate) fn with_folders(&self, folders: usize) -> Self {
+        Self {
+            open: Arc::clone(&self.open),
+            regressions: self.regressions,
+            checked: Arc::clone(&self.checked),
+            folders,
+        }
+    }
+
+    /// How many folders the swapper cases stripe their stores over.
+    pub fn folders(&self) -> usize {
+        self.folders
     }
 
     /// Records that `n` more inputs were checked.

@@ -74,7 +74,7 @@ where
             let name = format!("{backend}::{}", case.name);
             match &verdict {
                 Verdict::Run => {
-                    let ctx = Arc::clone(&ctx);
+                    let ctx = ctx.with_folders(case.folders);
                     Trial::test(name, move || (case.run)(&ctx).map_err(|e| e.0.into()))
                 }
                 Verdict::Fail(reason) => {

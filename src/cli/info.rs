@@ -5,16 +5,19 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use tensorswap::sys::memlock::MemlockLimit;
+use tensorswap::sys::volume::Volume;
 use tensorswap::{Device, DioSupport, COMPILED_BACKENDS};
 
-use super::size::show;
+use super::size::{show, show_approx};
 
 /// Options of `tensorswap info`.
 #[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
-    /// Folder whose direct-I/O support to report (a small probe file is created and removed).
-    #[arg(long, default_value_os_t = std::env::temp_dir())]
-    folder: PathBuf,
+    /// Folder whose file system, free space and direct-I/O support to report
+    /// (a small probe file is created and removed). Give it once per drive a
+    /// striped store would use.
+    #[arg(long = "folder", default_values_os_t = [std::env::temp_dir()])]
+    folders: Vec<PathBuf>,
 }
 
 pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
@@ -29,7 +32,11 @@ pub(crate) fn run(args: &InfoArgs, out: &mut impl Write) -> anyhow::Result<()> {
     cuda_devices(out)?;
     #[cfg(feature = "wgpu")]
     wgpu_adapters(out)?;
-    host(&args.folder, out)?;
+    host(out)?;
+    writeln!(out, "swap folders:")?;
+    for folder in &args.folders {
+        swap_folder(folder, out)?;
+    }
     match tensorswap::open_best() {
         Ok(selection) => writeln!(out, "default device: {selection}")?,
         Err(error) => writeln!(out, "default device: none: {error}")?,
@@ -127,8 +134,8 @@ fn wgpu_adapters(out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The page-locking limit, io_uring, and direct I/O in `folder`.
-fn host(folder: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+/// The page-locking limit and io_uring.
+fn host(out: &mut impl Write) -> anyhow::Result<()> {
     let limit = MemlockLimit::current();
     let lockable = limit
         .lockable()
@@ -145,17 +152,36 @@ fn host(folder: &Path, out: &mut impl Write) -> anyhow::Result<()> {
             "io_uring: not available ({reason}); the thread-pool engine is used"
         )?,
     }
-    let shown = folder.display();
+    Ok(())
+}
+
+/// A folder's file system, free space and direct I/O.
+fn swap_folder(folder: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "  {}", folder.display())?;
+    match Volume::of(folder) {
+        Ok(v) => writeln!(
+            out,
+            "    file system: {}, {} free of {}",
+            v.file_system,
+            show_approx(v.available as usize),
+            show_approx(v.total as usize)
+        )?,
+        Err(error) => writeln!(out, "    file system: unknown: {error}")?,
+    }
     match DioSupport::probe(folder) {
         Ok(dio) if dio.supported => writeln!(
             out,
-            "direct I/O in {shown}: supported; alignment memory {} bytes, offset/length {} bytes ({})",
+            "    direct I/O: supported; alignment memory {} bytes, offset/length {} bytes ({})",
             dio.memory_align,
             dio.offset_align,
-            if dio.source == "statx" { "statx STATX_DIOALIGN" } else { "not reported; 4096 assumed" }
+            if dio.source == "statx" {
+                "statx STATX_DIOALIGN"
+            } else {
+                "not reported; 4096 assumed"
+            }
         )?,
-        Ok(_) => writeln!(out, "direct I/O in {shown}: not supported; buffered I/O is used")?,
-        Err(error) => writeln!(out, "direct I/O in {shown}: unknown: {error}")?,
+        Ok(_) => writeln!(out, "    direct I/O: not supported; buffered I/O is used")?,
+        Err(error) => writeln!(out, "    direct I/O: unknown: {error}")?,
     }
     Ok(())
 }

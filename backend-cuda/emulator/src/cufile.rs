@@ -154,6 +154,9 @@ const CHUNK: usize = 4 << 20;
 /// A registered file.
 struct Registered {
     fd: RawFd,
+    /// Device and inode of the file at registration: a descriptor number
+    /// closed and reused for another file is told apart.
+    file: (u64, u64),
     /// A buffered descriptor of the same file, for unaligned requests on
     /// an `O_DIRECT` one.
     buffered: Option<OwnedFd>,
@@ -232,12 +235,12 @@ impl Files {
                 format_args!("registering descriptor {fd}: {e}"),
             )
         })?;
-        if !is_regular(fd) {
+        let Some(file) = regular_file(fd) else {
             return Err(refuse(
                 FileStatus::INVALID_FILE_TYPE,
                 format_args!("registering descriptor {fd}, which is not a regular file"),
             ));
-        }
+        };
         let mut handles = self.handles();
         if handles.values().any(|r| r.fd == fd) {
             return Err(refuse(
@@ -254,7 +257,7 @@ impl Files {
             None
         };
         let handle = 0x6000_0000 + 16 * self.next.fetch_add(1, Ordering::Relaxed);
-        handles.insert(handle, Arc::new(Registered { fd, buffered }));
+        handles.insert(handle, Arc::new(Registered { fd, file, buffered }));
         Ok(handle)
     }
 
@@ -268,7 +271,7 @@ impl Files {
                 format_args!("deregistering handle {handle:#x}, which is not registered"),
             ));
         };
-        if status_flags(registered.fd).is_err() {
+        if regular_file(registered.fd) != Some(registered.file) {
             return Err(refuse(
                 FileStatus::INVALID_VALUE,
                 format_args!(
@@ -454,12 +457,17 @@ fn status_flags(fd: RawFd) -> io::Result<libc::c_int> {
     }
 }
 
-fn is_regular(fd: RawFd) -> bool {
+/// The device and inode of a regular file's descriptor; `None` when the
+/// descriptor is closed or not a regular file.
+fn regular_file(fd: RawFd) -> Option<(u64, u64)> {
     let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `stat` is valid for the write fstat makes on success.
-    let ok = unsafe { libc::fstat(fd, stat.as_mut_ptr()) } == 0;
+    if unsafe { libc::fstat(fd, stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
     // SAFETY: fstat succeeded, so it filled `stat`.
-    ok && unsafe { stat.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFREG
+    let stat = unsafe { stat.assume_init() };
+    (stat.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((stat.st_dev, stat.st_ino))
 }
 
 /// The same file opened again without `O_DIRECT`, with the same access.

@@ -19,6 +19,8 @@ pub use lifecycle::{drop_and_forget_tickets, drop_device_in_flight};
 pub use pinned::refused_registration;
 pub use roundtrip::{edge_sizes, host_buffer_kinds, random_sizes, typed_views};
 
+use std::borrow::Cow;
+
 use swap_api::Device;
 
 use crate::swapper;
@@ -28,19 +30,24 @@ use crate::{Ctx, Outcome};
 /// One named case of the suite.
 pub struct Case<D> {
     /// Name shown by the test runner (after `<backend>::`).
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// The check itself.
     pub run: fn(&Ctx<D>) -> Outcome,
+    /// Folders the case's swap stores stripe over ([`Ctx::folders`]).
+    pub folders: usize,
 }
+
+/// Folders the swapper cases run over a second time, as `striped::…`.
+pub const STRIPED_FOLDERS: usize = 3;
 
 /// Every case of the device suite, in a stable order.
 pub fn all<D: Device>() -> Vec<Case<D>> {
     macro_rules! cases {
         ($($module:ident :: $case:ident),* $(,)?) => {
-            vec![$(Case { name: concat!(stringify!($module), "::", stringify!($case)), run: $module::$case::<D> }),*]
+            vec![$(Case { name: Cow::Borrowed(concat!(stringify!($module), "::", stringify!($case))), run: $module::$case::<D>, folders: 1 }),*]
         };
     }
-    cases![
+    let mut all = cases![
         roundtrip::edge_sizes,
         roundtrip::random_sizes,
         roundtrip::host_buffer_kinds,
@@ -77,5 +84,20 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         swapper::param_buffers,
         swapper::gds_path,
         swapper::gds_faults,
-    ]
+        swapper::striped_folders,
+    ];
+    // The swapper cases again over a store striped over several folders
+    // (direct storage, which needs one file, is checked by `striped_folders`).
+    let striped: Vec<Case<D>> = all
+        .iter()
+        .filter(|c| c.name.starts_with("swapper::") && !c.name.starts_with("swapper::gds"))
+        .filter(|c| c.name != "swapper::striped_folders")
+        .map(|c| Case {
+            name: Cow::Owned(c.name.replacen("swapper::", "striped::", 1)),
+            run: c.run,
+            folders: STRIPED_FOLDERS,
+        })
+        .collect();
+    all.extend(striped);
+    all
 }

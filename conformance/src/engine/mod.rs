@@ -27,7 +27,7 @@ use crate::cases::Case;
 pub fn all<E: IoEngine>() -> Vec<Case<E>> {
     macro_rules! cases {
         ($($module:ident :: $case:ident),* $(,)?) => {
-            vec![$(Case { name: concat!(stringify!($module), "::", stringify!($case)), run: $case::<E> }),*]
+            vec![$(Case { name: std::borrow::Cow::Borrowed(concat!(stringify!($module), "::", stringify!($case))), run: $case::<E>, folders: 1 }),*]
         };
     }
     cases![

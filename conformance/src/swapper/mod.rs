@@ -12,6 +12,7 @@ mod lifecycle;
 mod model;
 mod param;
 mod roundtrip;
+mod striped;
 
 pub use direct::{gds_faults, gds_path};
 pub use faults::{checksum_mismatch, device_faults, engine_faults, enospc_retry_takes_freed_space};
@@ -19,7 +20,9 @@ pub use lifecycle::{drop_in_flight, pool_pressure, shared_store, take_hands_over
 pub use model::random_operations;
 pub use param::param_buffers;
 pub use roundtrip::{errors, host_tier, mixed_sizes};
+pub use striped::striped_folders;
 
+use swap_api::storage::DEFAULT_STRIPE_UNIT;
 use swap_api::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
 use swap_api::{
     AioConfig, AnyEngine, Device, DeviceExt, DirOptions, EngineKind, FaultyDevice, FaultyEngine,
@@ -46,7 +49,8 @@ pub struct Rig<D: Device> {
     pub parent: tempfile::TempDir,
 }
 
-/// A fresh swapper with `slabs` slabs of [`SLAB`] bytes.
+/// A fresh swapper with `slabs` slabs of [`SLAB`] bytes, its store striped
+/// over [`Ctx::folders`] folders.
 pub fn rig<D: Device>(
     ctx: &Ctx<D>,
     slabs: usize,
@@ -62,19 +66,38 @@ pub fn rig_with<D: Device>(
     options: DirOptions,
     gds: bool,
 ) -> Result<Rig<D>, CaseError> {
+    rig_over(ctx, ctx.folders(), slabs, SLAB, options, gds)
+}
+
+/// A fresh swapper whose store stripes over `folders` swap folders (all in
+/// one scratch parent, each with its own engine), with `slabs` slabs of
+/// `slab` bytes.
+pub fn rig_over<D: Device>(
+    ctx: &Ctx<D>,
+    folders: usize,
+    slabs: usize,
+    slab: usize,
+    options: DirOptions,
+    gds: bool,
+) -> Result<Rig<D>, CaseError> {
     let device = FaultyDevice::new(ctx.device()?);
     let parent = scratch_parent()?;
-    let dir = SwapDir::create_with(parent.path(), options)?;
-    let pool = PinnedPool::builder()
-        .slab_size(SLAB)
-        .slabs(slabs)
-        .alignment(dir.alignment())
-        .build_for(&device)?;
     let config = AioConfig::default()
         .with_block_size(16 << 10)
         .with_queue_depth(4);
-    let engine = FaultyEngine::new(AnyEngine::new(EngineKind::Auto, &config)?);
-    let store = SwapStore::new(engine, dir, pool.clone())?;
+    let mut lanes = Vec::with_capacity(folders);
+    for _ in 0..folders {
+        let dir = SwapDir::create_with(parent.path(), options)?;
+        let engine = FaultyEngine::new(AnyEngine::new(EngineKind::Auto, &config)?);
+        lanes.push((engine, dir));
+    }
+    let alignment = lanes.iter().map(|(_, d)| d.alignment()).max().unwrap_or(1);
+    let pool = PinnedPool::builder()
+        .slab_size(slab)
+        .slabs(slabs)
+        .alignment(alignment)
+        .build_for(&device)?;
+    let store = SwapStore::striped(lanes, pool.clone(), DEFAULT_STRIPE_UNIT)?;
     let swapper = if gds {
         Swapper::with_direct_storage(device, store)?
     } else {

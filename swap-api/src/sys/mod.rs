@@ -2,7 +2,8 @@
 //! directly: each submodule wraps one facility in a small type.
 //!
 //! Public for the backends: [`aligned`] (aligned allocations), [`memlock`]
-//! (page locking and its limit) and [`page_size`]. Crate-private: `fs`
+//! (page locking and its limit) and [`page_size`]; for reports, [`volume`]
+//! (a folder's file system and free space). Crate-private: `fs`
 //! (`pread`/`pwrite`, `statx`, `openat`, ...) and `eventfd`.
 //!
 //! `unsafe` is not confined to this folder. Outside it, it appears in:
@@ -10,16 +11,18 @@
 //! implementors promise); the safe layers that hold callers to those
 //! contracts (`ext.rs`, `storage/ext.rs`, `storage/ticket.rs`); the engines
 //! that hand raw buffers to the kernel (`storage/uring.rs`,
-//! `storage/threads.rs`); the host buffers, pool slabs and typed views that
+//! `storage/threads.rs`), and the striped file that cuts one request into
+//! several (`storage/stripes.rs`); the host buffers, pool slabs and typed views that
 //! build slices from raw memory (`buffer/`, `pool/`, `tensor.rs`); and the
 //! decorators forwarding the contracts (`faulty.rs`, `storage/faulty.rs`,
-//! `storage/any.rs`). Every block there has its `// SAFETY:` line.
+//! `storage/throttled.rs`, `storage/any.rs`). Every block there has its `// SAFETY:` line.
 
 pub mod aligned;
 #[cfg(target_os = "linux")]
 pub(crate) mod eventfd;
 pub(crate) mod fs;
 pub mod memlock;
+pub mod volume;
 
 /// The system page size in bytes (4096 when it cannot be queried).
 pub fn page_size() -> usize {
