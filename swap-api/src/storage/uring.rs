@@ -321,6 +321,10 @@ impl Worker {
         let mut wake_armed = false;
         let mut closing = false;
         let mut failures = Failures::default();
+        // Pieces reaped but not yet finished: their CRC work and signals run
+        // after the queue has been refilled and handed to the kernel, so the
+        // device is not left short of requests meanwhile.
+        let mut done: Vec<(Piece, Result<()>)> = Vec::new();
         loop {
             if !closing {
                 closing = self.intake(rx);
@@ -330,11 +334,16 @@ impl Worker {
                 entered = self.arm_wake();
                 wake_armed = entered.is_ok();
             }
-            if closing && self.in_flight == 0 && self.backlog.is_empty() {
+            if closing && self.in_flight == 0 && self.backlog.is_empty() && done.is_empty() {
                 return;
             }
             if entered.is_ok() {
-                entered = (self.enter)(&mut self.ring, 1).map(drop);
+                // Wait for a completion only when no finished piece waits.
+                let want = usize::from(done.is_empty());
+                entered = (self.enter)(&mut self.ring, want).map(drop);
+            }
+            for (piece, result) in done.drain(..) {
+                piece.finish(result);
             }
             match entered {
                 Ok(()) => failures = Failures::default(),
@@ -344,7 +353,7 @@ impl Worker {
                     }
                 }
             }
-            wake_armed &= !self.reap(None);
+            wake_armed &= !self.reap(None, &mut done);
         }
     }
 
@@ -394,7 +403,11 @@ impl Worker {
             closing |= self.fail_queued(rx, &error);
             if self.in_flight > 0 {
                 std::thread::sleep(DRAIN_POLL);
-                self.reap(Some(&error));
+                let mut done = Vec::new();
+                self.reap(Some(&error), &mut done);
+                for (piece, result) in done {
+                    piece.finish(result);
+                }
             } else if !closing {
                 // Nothing of ours in the kernel: block for the next message.
                 match rx.recv() {
@@ -533,17 +546,23 @@ impl Worker {
         }
     }
 
-    /// Handles every completion; true when the wake read completed. With
-    /// `broken`, a piece that is not finished fails with that error instead
-    /// of going back into the backlog.
-    fn reap(&mut self, broken: Option<&dyn Fn() -> Error>) -> bool {
-        let done: Vec<(u64, i32)> = self
+    /// Handles every completion: a piece that needs more goes back into the
+    /// backlog, a finished one into `done` with its result (for the caller to
+    /// [`Piece::finish`]); true when the wake read completed. With `broken`,
+    /// a piece that is not finished fails with that error instead of going
+    /// back into the backlog.
+    fn reap(
+        &mut self,
+        broken: Option<&dyn Fn() -> Error>,
+        done: &mut Vec<(Piece, Result<()>)>,
+    ) -> bool {
+        let cqes: Vec<(u64, i32)> = self
             .ring
             .completion()
             .map(|cqe| (cqe.user_data(), cqe.result()))
             .collect();
         let mut woke = false;
-        for (user_data, result) in done {
+        for (user_data, result) in cqes {
             if user_data == WAKE {
                 woke = true;
                 continue;
@@ -556,9 +575,9 @@ impl Worker {
             self.in_flight -= 1;
             let result = usize::try_from(result).map_err(|_| io::Error::from_raw_os_error(-result));
             match (piece.advance(result), broken) {
-                (Step::Finished(result), _) => piece.finish(result),
+                (Step::Finished(result), _) => done.push((piece, result)),
                 (Step::Again, None) => self.backlog.push_front(piece),
-                (Step::Again, Some(error)) => piece.finish(Err(error())),
+                (Step::Again, Some(error)) => done.push((piece, Err(error()))),
             }
         }
         woke
