@@ -253,10 +253,22 @@ impl IoRun {
         for i in 0..requests {
             interrupt::check()?;
             if in_flight.len() == self.window {
+                // The oldest, then every other one finished meanwhile: the
+                // window refills with all that completed, as fio reaps.
                 let (ticket, len): (tensorswap::storage::StripedTicket<_, _>, usize) =
                     in_flight.pop_front().context("window empty")?;
                 latencies.push(ticket.wait()?.latency);
                 tick(len);
+                let mut k = 0;
+                while k < in_flight.len() {
+                    if in_flight[k].0.is_complete() {
+                        let (ticket, len) = in_flight.remove(k).context("window entry")?;
+                        latencies.push(ticket.wait()?.latency);
+                        tick(len);
+                    } else {
+                        k += 1;
+                    }
+                }
             }
             let offset = i * self.io_size;
             let len = self.io_size.min(self.size - offset);

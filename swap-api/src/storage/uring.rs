@@ -337,9 +337,10 @@ impl Worker {
             if closing && self.in_flight == 0 && self.backlog.is_empty() && done.is_empty() {
                 return;
             }
-            if entered.is_ok() {
-                // Wait for a completion only when no finished piece waits.
-                let want = usize::from(done.is_empty());
+            // Wait for a completion only when no finished piece waits; with
+            // one waiting, enter only to hand the kernel what fill queued.
+            let want = usize::from(done.is_empty());
+            if entered.is_ok() && (want > 0 || !self.ring.submission().is_empty()) {
                 entered = (self.enter)(&mut self.ring, want).map(drop);
             }
             for (piece, result) in done.drain(..) {
