@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         .map_or_else(std::env::temp_dir, Into::into);
     let swapper = |read, write| {
         let config = OffloadOptimizerConfig {
-            nvme_path: Some(folder.clone()),
+            nvme_path: Some(folder.clone().into()),
             buffer_count: 3,
             pipeline_read: read,
             pipeline_write: write,

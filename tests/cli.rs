@@ -782,3 +782,147 @@ mod cuda_emulator {
         );
     }
 }
+
+/// The striping benchmark's commands: N folders, each `--throttle`d, the
+/// binary from `CARGO_TARGET_DIR`; its scratch folder is removed.
+#[test]
+fn the_striping_script_runs_one_bench_per_folder_count() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let out = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/striping-bench.sh"
+        ))
+        .args(["--dry-run", "--cap", "50M", "--root"])
+        .arg(root.path())
+        .env("CARGO_TARGET_DIR", "/elsewhere/target")
+        .output()
+        .expect("bash runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (n, line) in [1, 2, 4].into_iter().zip(stdout.lines()) {
+        assert!(
+            line.starts_with(&format!(
+                "N={n}: /elsewhere/target/release/tensorswap bench"
+            )),
+            "{stdout}"
+        );
+        assert_eq!(line.matches("--folder ").count(), n, "{line}");
+        assert!(line.contains("--throttle 50M"), "{line}");
+    }
+    assert_eq!(std::fs::read_dir(root.path()).expect("listing").count(), 0);
+}
+
+/// A swap over two folders reports each folder's bytes and rate; both
+/// folders take part, and their bytes cover the tensors'.
+#[test]
+fn swap_bench_over_two_folders_reports_each_folder() {
+    let (a, b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let folders = [
+        a.path().to_str().expect("UTF-8"),
+        b.path().to_str().expect("UTF-8"),
+    ];
+    let out = tensorswap(&[
+        "bench",
+        "--size",
+        "12M",
+        "--tensors",
+        "6",
+        "--slab-size",
+        "4M",
+        "--loops",
+        "1",
+        "--throttle",
+        "1G",
+        "--folder",
+        folders[0],
+        "--folder",
+        folders[1],
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for line in text(&out.stdout).lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        assert_eq!(record["cap_per_folder"], 1u64 << 30, "{record}");
+        let each = record["folders"].as_array().expect("a folders list");
+        assert_eq!(each.len(), 2, "{record}");
+        let mut total = 0;
+        for (folder, parent) in each.iter().zip(folders) {
+            let path = folder["folder"].as_str().expect("a path");
+            assert!(path.starts_with(parent), "{record}");
+            let bytes = folder["bytes"].as_u64().expect("bytes");
+            assert!(
+                bytes > 0 && folder["gbps"].as_f64().is_some_and(|g| g > 0.0),
+                "{record}"
+            );
+            total += bytes;
+        }
+        assert!(
+            total >= record["bytes"].as_u64().expect("bytes"),
+            "{record}"
+        );
+    }
+    let table = tensorswap(&[
+        "bench",
+        "--size",
+        "4M",
+        "--tensors",
+        "4",
+        "--loops",
+        "1",
+        "--folder",
+        folders[0],
+        "--folder",
+        folders[1],
+        "--throttle",
+        "1G",
+    ]);
+    let stdout = text(&table.stdout);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    assert!(
+        stdout.contains("striped over 2 folders, 1 MiB at a time"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("per folder, GB/s"), "{stdout}");
+    for dir in [&a, &b] {
+        assert_eq!(std::fs::read_dir(dir.path()).expect("listing").count(), 0);
+    }
+}
+
+/// Bad striping options are errors that say what is wrong.
+#[test]
+fn bad_striping_options_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_str().expect("UTF-8");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["bench", "--throttle", "0", "--folder", folder],
+            "--throttle must be at least 1",
+        ),
+        (
+            &["bench", "--only", "files", "--throttle", "1G"],
+            "`--throttle` applies to the swap workload",
+        ),
+        (
+            &[
+                "bench",
+                "--size",
+                "1M",
+                "--folder",
+                folder,
+                "--folder",
+                "/nonexistent/drive",
+            ],
+            "/nonexistent/drive",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = tensorswap(args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

@@ -52,7 +52,9 @@ mod worker;
 pub use error::{Result, SwapError};
 pub use gradient::GradientSwapper;
 pub use meta::{DType, TensorId, TensorMeta};
-pub use offload::{AioSection, OffloadDevice, OffloadOptimizerConfig, OffloadParamConfig};
+pub use offload::{
+    AioSection, NvmePath, OffloadDevice, OffloadOptimizerConfig, OffloadParamConfig,
+};
 pub use optimizer::{group_bytes, GroupState, OptimizerSwapper};
 pub use param::ParamSwapper;
 pub use path::DataPath;

@@ -1,7 +1,7 @@
 //! DeepSpeed's `zero_optimization.offload_param` and `offload_optimizer`
 //! sections, accepted verbatim.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,54 @@ pub enum OffloadDevice {
     /// NVMe files under `nvme_path`.
     #[default]
     Nvme,
+}
+
+/// `nvme_path`: one folder, DeepSpeed's form, or several (one per drive)
+/// that the store stripes over: a list, in JSON or from Rust.
+///
+/// ```
+/// use swap_api::swapper::{NvmePath, OffloadParamConfig};
+/// let one = OffloadParamConfig::from_json(r#"{"offload_param": {"nvme_path": "/nvme0"}}"#)?;
+/// let two = OffloadParamConfig::from_json(r#"{"offload_param": {"nvme_path": ["/nvme0", "/nvme1"]}}"#)?;
+/// assert_eq!(one.nvme_path.unwrap().folders().len(), 1);
+/// assert_eq!(two.nvme_path, Some(NvmePath::from(vec!["/nvme0".into(), "/nvme1".into()])));
+/// # Ok::<(), swap_api::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NvmePath {
+    /// One folder (written as a string, as DeepSpeed writes it).
+    One(PathBuf),
+    /// Several folders, in stripe order (written as a list).
+    Several(Vec<PathBuf>),
+}
+
+impl NvmePath {
+    /// The folders, in stripe order.
+    pub fn folders(&self) -> &[PathBuf] {
+        match self {
+            Self::One(path) => std::slice::from_ref(path),
+            Self::Several(paths) => paths,
+        }
+    }
+}
+
+impl From<PathBuf> for NvmePath {
+    fn from(path: PathBuf) -> Self {
+        Self::One(path)
+    }
+}
+
+impl From<&Path> for NvmePath {
+    fn from(path: &Path) -> Self {
+        Self::One(path.to_path_buf())
+    }
+}
+
+impl From<Vec<PathBuf>> for NvmePath {
+    fn from(paths: Vec<PathBuf>) -> Self {
+        Self::Several(paths)
+    }
 }
 
 /// `zero_optimization.offload_param`: how parameters are swapped.
@@ -41,8 +89,9 @@ pub enum OffloadDevice {
 pub struct OffloadParamConfig {
     /// `none`, `cpu` or `nvme` (default `nvme` here; DeepSpeed's is `none`).
     pub device: OffloadDevice,
-    /// Folder for the swap files (required for `nvme`).
-    pub nvme_path: Option<PathBuf>,
+    /// Folder for the swap files, or folders to stripe them over (required
+    /// for `nvme`).
+    pub nvme_path: Option<NvmePath>,
     /// Parameters that may be swapped in at once (default 5).
     #[serde(deserialize_with = "count")]
     pub buffer_count: usize,
@@ -86,8 +135,9 @@ impl Default for OffloadParamConfig {
 pub struct OffloadOptimizerConfig {
     /// `none`, `cpu` or `nvme` (default `nvme` here).
     pub device: OffloadDevice,
-    /// Folder for the swap files (required for `nvme`).
-    pub nvme_path: Option<PathBuf>,
+    /// Folder for the swap files, or folders to stripe them over (required
+    /// for `nvme`).
+    pub nvme_path: Option<NvmePath>,
     /// Pinned buffers, each holding one sub-group's state (default 4).
     #[serde(deserialize_with = "count")]
     pub buffer_count: usize,
@@ -220,18 +270,22 @@ impl OffloadOptimizerConfig {
     }
 }
 
-/// The folder an `nvme` section names, or an error saying it is missing.
-pub(crate) fn nvme_folder(
+/// The folders an `nvme` section names (none for other devices), or an
+/// error saying they are missing.
+pub(crate) fn nvme_folders(
     key: &str,
     device: OffloadDevice,
-    path: &Option<PathBuf>,
-) -> Result<Option<PathBuf>> {
-    match (device, path) {
-        (OffloadDevice::Nvme, Some(path)) => Ok(Some(path.clone())),
+    path: &Option<NvmePath>,
+) -> Result<Vec<PathBuf>> {
+    match (device, path.as_ref().map(NvmePath::folders)) {
+        (OffloadDevice::Nvme, Some([])) => Err(Error::Config {
+            reason: format!("{key}.nvme_path is an empty list; give at least one folder"),
+        }),
+        (OffloadDevice::Nvme, Some(folders)) => Ok(folders.to_vec()),
         (OffloadDevice::Nvme, None) => Err(Error::Config {
             reason: format!("{key}.device is \"nvme\" but {key}.nvme_path is not set"),
         }),
-        _ => Ok(None),
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -264,8 +318,8 @@ mod tests {
         let optimizer = OffloadOptimizerConfig::from_json(DOCS).unwrap();
         assert_eq!((optimizer.ratio, optimizer.fast_init), (0.3, false));
         assert_eq!(
-            optimizer.nvme_path.as_deref(),
-            Some(std::path::Path::new("/local_nvme"))
+            optimizer.nvme_path,
+            Some(NvmePath::One("/local_nvme".into()))
         );
         assert_eq!(
             AioSection::from_json(DOCS).unwrap().engine,

@@ -81,14 +81,14 @@ impl OptimizerSwapper<AnyEngine> {
         aio: &AioConfig,
         largest: (usize, usize),
     ) -> Result<Self> {
-        let folder =
-            super::offload::nvme_folder("offload_optimizer", config.device, &config.nvme_path)?;
+        let folders =
+            super::offload::nvme_folders("offload_optimizer", config.device, &config.nvme_path)?;
         let mut builder = SwapStore::builder()
             .aio(aio.clone())
             .slab_size(group_bytes(largest.0, largest.1)?.max(1))
             .slabs(config.buffer_count);
-        if let Some(folder) = folder {
-            builder = builder.folder(folder);
+        if !folders.is_empty() {
+            builder = builder.folders(folders);
         }
         if config.pin_memory {
             builder = builder.pinning(crate::Pinning::Required);

@@ -2,7 +2,7 @@
 
 use super::error::{Result, SwapError};
 use super::meta::{TensorId, TensorMeta};
-use super::offload::{nvme_folder, AioSection, OffloadDevice, OffloadParamConfig};
+use super::offload::{nvme_folders, AioSection, OffloadDevice, OffloadParamConfig};
 use super::state::{TensorState, TensorStatus};
 use super::store::SwapStore;
 use super::swapper::{Swapper, TensorHandle};
@@ -61,7 +61,7 @@ impl<D: Device> ParamSwapper<D> {
                 .into());
             }
         }
-        let folder = nvme_folder("offload_param", config.device, &config.nvme_path)?;
+        let folders = nvme_folders("offload_param", config.device, &config.nvme_path)?;
         let slab = config
             .buffer_size
             .saturating_mul(PARAM_ELEMENT_BYTES)
@@ -75,8 +75,8 @@ impl<D: Device> ParamSwapper<D> {
             } else {
                 Pinning::Auto
             });
-        if let Some(folder) = folder {
-            store = store.folder(folder);
+        if !folders.is_empty() {
+            store = store.folders(folders);
         }
         let store = store.build_for(&device)?;
         let in_cpu = match config.device {

@@ -224,3 +224,47 @@ fn optimizer_config_needs_a_path_for_nvme() {
         "{err:?}"
     );
 }
+
+/// A list `nvme_path` stripes the optimizer's store over every folder in
+/// it: a group larger than a stripe unit lands in both, and steps read it
+/// back whole. An empty list is a Config error naming the key.
+#[test]
+fn optimizer_config_stripes_over_a_list_of_folders() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = OffloadOptimizerConfig {
+        nvme_path: Some(vec![a.path().to_path_buf(), b.path().to_path_buf()].into()),
+        ..OffloadOptimizerConfig::default()
+    };
+    let elements = 1 << 19; // 3 components of 2 MiB: over several stripes
+    let mut opt =
+        OptimizerSwapper::with_config(&config, &AioConfig::default(), (elements, 3)).unwrap();
+    let g = opt
+        .add_group(elements, 3, |s| s.components_mut()[0].fill(1.5))
+        .unwrap();
+    for dir in [&a, &b] {
+        let folders: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(folders.len(), 1, "one swap folder in each nvme_path folder");
+    }
+    for _ in 0..2 {
+        opt.step(|_, s| {
+            let c = s.components_mut();
+            assert!(c[0].iter().all(|&x| x == 1.5));
+            Ok(())
+        })
+        .unwrap();
+    }
+    assert_eq!(g, 0);
+    drop(opt);
+    for dir in [&a, &b] {
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+    let empty = OffloadOptimizerConfig {
+        nvme_path: Some(NvmePath::Several(Vec::new())),
+        ..OffloadOptimizerConfig::default()
+    };
+    let err = OptimizerSwapper::with_config(&empty, &AioConfig::default(), (10, 3)).err();
+    assert!(
+        matches!(&err, Some(SwapError::Core(Error::Config { reason })) if reason.contains("offload_optimizer.nvme_path is an empty list")),
+        "{err:?}"
+    );
+}
