@@ -63,7 +63,17 @@ export PATH=$venv/bin:$PATH
 # The native op's JIT build is kept between runs.
 export TORCH_EXTENSIONS_DIR=$cache/torch-extensions
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+# DeepSpeed's tests leave torch.distributed's shared-memory buffers behind
+# in /dev/shm (RAM); the ones this run made go with it.
+touch "$out/started"
+cleanup() {
+    if [[ -d /dev/shm ]]; then
+        find /dev/shm -maxdepth 1 -name 'deepspeed_allreduce_buffer_*' -user "$(id -u)" \
+            -newer "$out/started" -delete 2>/dev/null || true
+    fi
+    rm -rf "$out"
+}
+trap cleanup EXIT
 
 # One engine's run: $1 = label; the rest, the environment that picks it.
 run() {
