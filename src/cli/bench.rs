@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tensorswap::AioConfig;
 
 use super::device_bench::{self, DeviceArgs};
-use super::io_bench::{table_row, IoRun, IoTarget};
+use super::io_bench::{table_row, FolderRate, IoRun, IoTarget};
 use super::size;
 use super::swap_bench::{self, SwapArgs};
 
@@ -211,7 +211,12 @@ fn run_files(args: &FileArgs, json: bool, out: &mut impl Write) -> anyhow::Resul
     };
     let run = IoRun::prepare(&args.target, &config)?;
     if !json {
-        writeln!(out, "\nfile I/O in {}: {}", run.folders(), run.describe())?;
+        writeln!(
+            out,
+            "\nfile I/O in {}: {}",
+            run.folder_names().join(", "),
+            run.describe()
+        )?;
         writeln!(
             out,
             "medians of {} loop(s); GB = 10^9 bytes, GiB = 2^30 bytes; latency per request",
@@ -233,6 +238,28 @@ fn run_files(args: &FileArgs, json: bool, out: &mut impl Write) -> anyhow::Resul
         } else {
             writeln!(out, "{}", table_row(Some(row)))?;
         }
+    }
+    if !json && run.folder_names().len() > 1 {
+        per_folder(rows.iter().map(|r| (r.op, r.folders.as_slice())), out)?;
+    }
+    Ok(())
+}
+
+/// Each op's per-folder rates, one line per op.
+pub(crate) fn per_folder<'a>(
+    rows: impl Iterator<Item = (&'a str, &'a [FolderRate])>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "per folder, GB/s (its bytes over the op's median time):"
+    )?;
+    for (op, folders) in rows {
+        let each: Vec<String> = folders
+            .iter()
+            .map(|f| format!("{} {:.2}", f.folder, f.gbps))
+            .collect();
+        writeln!(out, "{op:>13}: {}", each.join(", "))?;
     }
     Ok(())
 }

@@ -89,6 +89,31 @@ pub(crate) struct IoMeasurement {
     pub(crate) p99_us: f64,
     /// CPU time of this process per second of I/O, in percent of one core.
     pub(crate) cpu_pct: f64,
+    /// Each folder's share: its bytes over the median seconds, in stripe order.
+    pub(crate) folders: Vec<FolderRate>,
+}
+
+/// One folder's part of a measured operation.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FolderRate {
+    pub(crate) folder: String,
+    pub(crate) bytes: u64,
+    pub(crate) gbps: f64,
+}
+
+impl FolderRate {
+    /// Each of `folders` with the bytes it moved, over `seconds`.
+    pub(crate) fn each(folders: &[String], moved: &[u64], seconds: f64) -> Vec<Self> {
+        folders
+            .iter()
+            .zip(moved)
+            .map(|(folder, &bytes)| Self {
+                folder: folder.clone(),
+                bytes,
+                gbps: bytes as f64 / seconds / 1e9,
+            })
+            .collect()
+    }
 }
 
 impl IoTarget {
@@ -162,14 +187,12 @@ impl IoRun {
         })
     }
 
-    /// The swap folders, as a message names them.
-    pub(crate) fn folders(&self) -> String {
-        let names: Vec<String> = self
-            .dirs
+    /// The swap folders, in stripe order.
+    pub(crate) fn folder_names(&self) -> Vec<String> {
+        self.dirs
             .iter()
             .map(|d| d.path().display().to_string())
-            .collect();
-        names.join(", ")
+            .collect()
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -248,6 +271,7 @@ impl IoRun {
         let requests = self.size.div_ceil(self.io_size);
         let mut latencies = Vec::with_capacity(requests);
         let mut in_flight = VecDeque::with_capacity(self.window);
+        let before = file.bytes_moved();
         let cpu = CpuClock::start();
         let start = Instant::now();
         for i in 0..requests {
@@ -288,10 +312,17 @@ impl IoRun {
             tick(len);
         }
         let seconds = start.elapsed();
+        let moved = file
+            .bytes_moved()
+            .iter()
+            .zip(before)
+            .map(|(n, b)| n - b)
+            .collect();
         Ok(Pass {
             seconds,
             cpu: cpu.seconds(),
             latencies,
+            moved,
         })
     }
 
@@ -347,6 +378,7 @@ impl IoRun {
             p50_us: at(0.5),
             p99_us: at(0.99),
             cpu_pct: 100.0 * cpu / busy,
+            folders: FolderRate::each(&self.folder_names(), &passes[0].moved, median),
         }
     }
 }
@@ -355,6 +387,8 @@ struct Pass {
     seconds: Duration,
     cpu: f64,
     latencies: Vec<Duration>,
+    /// Bytes each folder moved.
+    moved: Vec<u64>,
 }
 
 fn percentile(values: &mut [f64], q: f64) -> f64 {

@@ -16,7 +16,8 @@ use tensorswap::{
     AioConfig, AnyDevice, Device, DeviceExt, DirOptions, IoEngine, IoOp, ThrottledEngine,
 };
 
-use super::io_bench::{direct_policy, IoTarget};
+use super::bench::per_folder;
+use super::io_bench::{direct_policy, FolderRate, IoTarget};
 use super::{interrupt, size};
 
 /// Options of the swap workload.
@@ -71,14 +72,6 @@ struct SwapMeasurement {
     folders: Vec<FolderRate>,
     /// `--throttle`: each folder's cap, bytes per second.
     cap_per_folder: Option<usize>,
-}
-
-/// One folder's part of a measured operation.
-#[derive(Debug, Serialize)]
-struct FolderRate {
-    folder: String,
-    bytes: u64,
-    gbps: f64,
 }
 
 /// The swapper under test, its tensors, and the engine-only baseline's file.
@@ -365,15 +358,7 @@ impl<E: IoEngine + 'static> Workload<E> {
                 seconds: s,
                 gbps: bytes as f64 / s / 1e9,
                 data_path: self.swapper.data_path().to_string(),
-                folders: names
-                    .iter()
-                    .zip(share)
-                    .map(|(folder, &moved)| FolderRate {
-                        folder: folder.clone(),
-                        bytes: moved,
-                        gbps: moved as f64 / s / 1e9,
-                    })
-                    .collect(),
+                folders: FolderRate::each(&names, share, s),
                 cap_per_folder: self.throttle,
             })
             .collect();
@@ -406,18 +391,7 @@ impl<E: IoEngine + 'static> Workload<E> {
             "(ratio: median over loops of swap / engine-only measured back to back)"
         )?;
         if names.len() > 1 {
-            writeln!(
-                out,
-                "per folder, GB/s (its bytes over the op's median time):"
-            )?;
-            for row in &rows {
-                let each: Vec<String> = row
-                    .folders
-                    .iter()
-                    .map(|f| format!("{} {:.2}", f.folder, f.gbps))
-                    .collect();
-                writeln!(out, "{:>13}: {}", row.op, each.join(", "))?;
-            }
+            per_folder(rows.iter().map(|r| (r.op, r.folders.as_slice())), out)?;
         }
         writeln!(
             out,
