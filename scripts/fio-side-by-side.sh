@@ -3,7 +3,9 @@
 # side on the same folder with the same size, block size and queue depth,
 # alternating (fio io_uring, fio libaio, ours, ...) so that all see the same
 # disk weather; prints each pair's rates, the median ratio ours / best of fio
-# for write and read, and the CPU seconds each spends per GB moved.
+# for write and read (and ours / each fio engine: where runs vary more than
+# the engines differ, the best of two runs beats any one run), and the CPU
+# seconds each spends per GB moved.
 #
 # Each run of either tool starts from a fresh, preallocated file, writes it
 # once and then reads it back, so both see the same file state.
@@ -98,7 +100,7 @@ for ((p = 1; p <= pairs; p++)); do
     if [[ $op == write ]]; then u=$uw l=$lw o=$ow; else u=$ur l=$lr o=$or; fi
     r=$(python3 -c "print($o / max($u, $l))")
     printf '%5d %6s %12.2f %12.2f %10.2f %6.2fx\n' "$p" "$op" "$u" "$l" "$o" "$r"
-    results+=("$op $r")
+    results+=("$op $r $(python3 -c "print($o / $u, $o / $l)")")
   done
   results+=("cpu $uc $lc $oc")
 done
@@ -110,9 +112,11 @@ for line in sys.stdin:
     if op == 'cpu':
         cpu.append([float(x) for x in v])
     else:
-        ratios.setdefault(op, []).append(float(v[0]))
+        ratios.setdefault(op, []).append([float(x) for x in v])
 for op in ('write', 'read'):
-    print(f'median ours / best of fio {op}: {statistics.median(ratios[op]):.2f}x over {len(ratios[op])} pairs')
+    best, uring, libaio = (statistics.median(r[i] for r in ratios[op]) for i in range(3))
+    print(f'median ours / best of fio {op}: {best:.2f}x over {len(ratios[op])} pairs '
+          f'(ours / fio io_uring {uring:.2f}x, ours / fio libaio {libaio:.2f}x)')
 gb = 2 * $(python3 -c "
 import re
 s = '$size'.upper().rstrip('B')
