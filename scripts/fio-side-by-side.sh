@@ -7,12 +7,17 @@
 # the engines differ, the best of two runs beats any one run), and the CPU
 # seconds each spends per GB moved.
 #
+# With --verify fio writes a CRC32C into every block and checks it on the
+# read (--verify=crc32c), as our files do per 4 KiB: like with like. Without
+# it fio checks nothing; OURS_EXTRA=--no-checksums then makes ours check
+# nothing too.
+#
 # Each run of either tool starts from a fresh, preallocated file, writes it
 # once and then reads it back, so both see the same file state.
 #
 #   scripts/fio-side-by-side.sh [--folder DIR] [--size 1G] [--bs 1M] [--qd 8]
 #                               [--io-size SIZE] [--pairs 3] [--engine uring]
-#                               [--dry-run]
+#                               [--verify] [--dry-run]
 #
 # --dry-run prints the two commands of a pair and exits (no build, no fio).
 # The binary is taken from $CARGO_TARGET_DIR (default: target/ of the repo).
@@ -26,7 +31,7 @@
 # Needs fio (apt-get install fio) and python3.
 set -euo pipefail
 
-folder=${TMPDIR:-/tmp}; size=1G; bs=1M; qd=8; io_size=; pairs=3; engine=uring; dry_run=0
+folder=${TMPDIR:-/tmp}; size=1G; bs=1M; qd=8; io_size=; pairs=3; engine=uring; verify=0; dry_run=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --folder) folder=$2; shift 2 ;;
@@ -36,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     --io-size) io_size=$2; shift 2 ;;
     --pairs) pairs=$2; shift 2 ;;
     --engine) engine=$2; shift 2 ;;
+    --verify) verify=1; shift ;;
     --dry-run) dry_run=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -43,6 +49,9 @@ done
 root=$(cd "$(dirname "$0")/.." && pwd)
 ours_bin="${CARGO_TARGET_DIR:-$root/target}/release/tensorswap"
 fio_bs=${io_size:-$bs}
+# fio's checksums: written with each block (no read-back pass), checked on read.
+fio_verify=(); ((verify)) && fio_verify=(--verify=crc32c)
+fio_verify_write=(); ((verify)) && fio_verify_write=(--verify=crc32c --do_verify=0)
 ours_args=(bench --only files --json --folder "$folder" --size "$size" --block-size "$bs"
            --queue-depth "$qd" --engine "$engine" --loops 1)
 [[ -n $io_size ]] && ours_args+=(--io-size "$io_size")
@@ -53,7 +62,7 @@ ours_args+=("${ours_extra[@]}")
 if ((dry_run)); then
   echo "ours: $ours_bin ${ours_args[*]}"
   for e in io_uring libaio; do
-    echo "fio: fio --name=side --ioengine=$e --direct=1 --bs=$fio_bs --iodepth=$qd --size=$size --numjobs=1 ${FIO_EXTRA:-}"
+    echo "fio: fio --name=side --ioengine=$e --direct=1 --bs=$fio_bs --iodepth=$qd --size=$size --numjobs=1 ${FIO_EXTRA:-} (write: ${fio_verify_write[*]:-} read: ${fio_verify[*]:-})"
   done
   exit 0
 fi
@@ -66,9 +75,10 @@ trap 'rm -rf "$work"' EXIT
 fio_run() { # $1 = io engine -> "write_GBps read_GBps cpu_seconds" on a fresh file
   rm -f "$work/fio.dat"
   for op in write read; do
+    if [[ $op == write ]]; then checks=("${fio_verify_write[@]}"); else checks=("${fio_verify[@]}"); fi
     fio --name=side --filename="$work/fio.dat" --ioengine="$1" --direct=1 \
         --rw="$op" --bs="$fio_bs" --iodepth="$qd" --size="$size" --numjobs=1 \
-        --output-format=json ${FIO_EXTRA:-} 2>/dev/null |
+        --output-format=json "${checks[@]}" ${FIO_EXTRA:-} 2>/dev/null |
       python3 -c "
 import json, sys
 j = json.load(sys.stdin)['jobs'][0]
@@ -86,7 +96,7 @@ cpu = sum(r['cpu_pct'] / 100 * r['seconds'] for r in rows.values())
 print(rows['write']['gbps'], rows['read']['gbps'], cpu)"
 }
 
-echo "folder $folder, size $size, fio bs $fio_bs, qd $qd ${FIO_EXTRA:-}, ours: block $bs${io_size:+, io-size $io_size}, engine $engine ${OURS_EXTRA:-}"
+echo "folder $folder, size $size, fio bs $fio_bs, qd $qd ${fio_verify[*]:-} ${FIO_EXTRA:-}, ours: block $bs${io_size:+, io-size $io_size}, engine $engine ${OURS_EXTRA:-}"
 printf '%5s %6s %12s %12s %10s %7s\n' pair op "uring GB/s" "libaio GB/s" "ours GB/s" "ours/best"
 results=()
 for ((p = 1; p <= pairs; p++)); do
