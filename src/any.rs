@@ -162,6 +162,12 @@ impl Device for AnyDevice {
             .map(|r| Box::new(r) as Box<dyn Any + Send + Sync>))
     }
 
+    unsafe fn pin_host(&self, ptr: NonNull<u8>, len: usize) -> Result<(Self::Registration, bool)> {
+        // SAFETY: forwarded unchanged; our caller upholds the same contract.
+        each!(AnyDevice, self, d => unsafe { d.pin_host(ptr, len) }
+            .map(|(r, locked)| (Box::new(r) as Box<dyn Any + Send + Sync>, locked)))
+    }
+
     unsafe fn submit_upload(
         &self,
         src: *const u8,

@@ -46,7 +46,7 @@ impl CpuDeviceBuilder {
             .capacity
             .or_else(sys::physical_memory)
             .unwrap_or(isize::MAX as usize);
-        CpuDevice::start(capacity, self.latency, pinned)
+        CpuDevice::start(capacity, self.latency, pinned, self.pinning != Pinning::Off)
     }
 }
 

@@ -29,7 +29,10 @@ pub struct CpuDevice {
 #[derive(Debug)]
 struct Shared {
     budget: Arc<Budget>,
+    /// Device memory and `register_host` lock pages.
     pinned: bool,
+    /// `pin_host` locks pages (every policy but `Pinning::Off`).
+    pin_on_request: bool,
     copier: Copier,
 }
 
@@ -45,13 +48,25 @@ impl CpuDevice {
         CpuDeviceBuilder::default()
     }
 
-    pub(crate) fn start(capacity: usize, latency: Duration, pinned: bool) -> Result<Self> {
+    pub(crate) fn start(
+        capacity: usize,
+        latency: Duration,
+        pinned: bool,
+        pin_on_request: bool,
+    ) -> Result<Self> {
         let shared = Shared {
             budget: Arc::new(Budget::new(capacity)),
             pinned,
+            pin_on_request,
             copier: Copier::start(latency)?,
         };
-        tracing::debug!(capacity, ?latency, pinned, "cpu device opened");
+        tracing::debug!(
+            capacity,
+            ?latency,
+            pinned,
+            pin_on_request,
+            "cpu device opened"
+        );
         Ok(Self {
             shared: Arc::new(shared),
         })
@@ -114,6 +129,18 @@ impl Device for CpuDevice {
         }
         // SAFETY: the caller keeps the range allocated until the registration drops.
         unsafe { Locked::new(ptr.as_ptr(), len) }.map(Some)
+    }
+
+    /// Locks a caller's buffer under every policy but `Pinning::Off`, also
+    /// where a memlock limit keeps the device's own memory unlocked: the
+    /// caller asked for this buffer, and learns from [`Error::Pin`] when the
+    /// limit refuses it.
+    unsafe fn pin_host(&self, ptr: NonNull<u8>, len: usize) -> Result<(Option<Locked>, bool)> {
+        if !self.shared.pin_on_request {
+            return Ok((None, false));
+        }
+        // SAFETY: the caller keeps the range allocated until the registration drops.
+        unsafe { Locked::new(ptr.as_ptr(), len) }.map(|lock| (Some(lock), true))
     }
 
     unsafe fn submit_upload(

@@ -3,9 +3,10 @@
 //! move more bytes than the limit allows to lock, and refuse
 //! `Pinning::Required` with an actionable error.
 //!
+//! A user's own buffer pinned past the limit is refused and handed back.
+//!
 //! `harness = false` so that privileges are dropped in `main` before any
-//! thread exists (as root: `setuid(nobody)`, which clears `CAP_IPC_LOCK`;
-//! otherwise only the soft `RLIMIT_MEMLOCK` is lowered).
+//! thread exists ([`tensorswap_conformance::limit_memlock`]).
 
 use std::error::Error as StdError;
 use std::process::ExitCode;
@@ -17,34 +18,9 @@ use swap_api::{
 };
 
 const LIMIT: u64 = 8 << 20;
-const NOBODY: libc::uid_t = 65534;
 
 /// One named check; `Err` says what went wrong.
 type Check = (&'static str, fn() -> Result<(), Box<dyn StdError>>);
-
-fn drop_privileges() -> Result<(), String> {
-    // SAFETY: plain syscalls on this process; no threads exist yet.
-    unsafe {
-        if libc::geteuid() == 0 && (libc::setgid(NOBODY) != 0 || libc::setuid(NOBODY) != 0) {
-            return Err(format!(
-                "setuid(nobody): {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) != 0 {
-            return Err(format!("getrlimit: {}", std::io::Error::last_os_error()));
-        }
-        rl.rlim_cur = rl.rlim_cur.min(LIMIT as libc::rlim_t);
-        if libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) != 0 {
-            return Err(format!("setrlimit: {}", std::io::Error::last_os_error()));
-        }
-    }
-    Ok(())
-}
 
 fn auto_pinning_runs_unlocked() -> Result<(), Box<dyn StdError>> {
     let dev = CpuDevice::new()?;
@@ -147,13 +123,24 @@ fn uring_registration_falls_back() -> Result<(), Box<dyn StdError>> {
     result
 }
 
+/// A user's buffer past the limit is refused and handed back; one within
+/// it pins, though the device's own memory runs unlocked here.
+fn pinning_user_memory_at_the_limit() -> Result<(), Box<dyn StdError>> {
+    let dev = CpuDevice::new()?;
+    match tensorswap_conformance::cases::past_the_memlock_limit(&dev, LIMIT as usize) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the cpu device did not pin a user's buffer within the limit".into()),
+        Err(e) => Err(e.0.into()),
+    }
+}
+
 fn main() -> ExitCode {
-    if let Err(e) = drop_privileges() {
+    if let Err(e) = tensorswap_conformance::limit_memlock(LIMIT) {
         println!("memlock_limited: cannot set up the limit: {e}");
         return ExitCode::FAILURE;
     }
     println!("memlock_limited: {}", MemlockLimit::current());
-    let checks: [Check; 5] = [
+    let checks: [Check; 6] = [
         ("pool_over_the_limit", pool_over_the_limit),
         (
             "uring_registration_falls_back",
@@ -164,6 +151,10 @@ fn main() -> ExitCode {
         (
             "locking_past_the_limit_is_a_typed_error",
             locking_past_the_limit_is_a_typed_error,
+        ),
+        (
+            "pinning_user_memory_at_the_limit",
+            pinning_user_memory_at_the_limit,
         ),
     ];
     let mut failed = 0;

@@ -50,10 +50,15 @@ impl HostRegistration {
         let status = unsafe {
             sys::cuMemHostRegister_v2(ptr.as_ptr().cast(), len, sys::CU_MEMHOSTREGISTER_PORTABLE)
         };
-        status.result().map_err(|e| Error::Device {
-            component: BACKEND,
-            op: "register host memory (cuMemHostRegister)",
-            reason: format!("{len} bytes: {}", describe(&e)),
+        status.result().map_err(|e| {
+            if e.0 == sys::CUresult::CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED {
+                return Error::AlreadyRegistered { len };
+            }
+            Error::Device {
+                component: BACKEND,
+                op: "register host memory (cuMemHostRegister)",
+                reason: format!("{len} bytes: {}", describe(&e)),
+            }
         })?;
         Ok(this())
     }

@@ -17,6 +17,8 @@ use swap_api::{Device, DeviceBuffer, DeviceExt, Error, PinnedPool, SwapDir, Swap
 /// `CUDA_ERROR_OUT_OF_MEMORY` and `CUDA_ERROR_INVALID_VALUE`.
 const OUT_OF_MEMORY: u32 = 2;
 const INVALID_VALUE: u32 = 1;
+/// `CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED`.
+const HOST_MEMORY_ALREADY_REGISTERED: u32 = 712;
 /// `CU_FILE_INTERNAL_ERROR`, and `EIO` (an I/O error when a cuFile
 /// operation runs: the emulator's fault statuses below 5000).
 const CU_FILE_INTERNAL_ERROR: u32 = 5030;
@@ -133,6 +135,32 @@ fn refused_registration_falls_back_to_host_alloc() -> Result<(), Failed> {
     if !pool.is_pinned() {
         return Err("the pool is not pinned: no cuMemHostAlloc fallback".into());
     }
+    still_works(&dev)
+}
+
+/// The driver finding a user's range registered already is
+/// `AlreadyRegistered`, with the buffer handed back; once the driver
+/// accepts it, the same buffer pins.
+fn driver_refusing_a_registered_range_hands_the_buffer_back() -> Result<(), Failed> {
+    let dev = CudaDevice::open().map_err(err)?;
+    let words: Vec<u32> = (0..4096).collect();
+    let at = words.as_ptr();
+    arm(c"cuMemHostRegister_v2", HOST_MEMORY_ALREADY_REGISTERED)?;
+    let refused = match dev.pin_memory(words) {
+        Err(refused) => refused,
+        Ok(_) => return Err("pinned although the driver refused the range".into()),
+    };
+    if !matches!(refused.error, Error::AlreadyRegistered { len: 16384 }) {
+        return Err(format!("expected AlreadyRegistered, got {}", refused.error).into());
+    }
+    if refused.value.as_ptr() != at || refused.value != (0..4096).collect::<Vec<u32>>() {
+        return Err("the refused Vec came back changed".into());
+    }
+    let pinned = dev.pin_memory(refused.value).map_err(err)?;
+    if !pinned.is_pinned() {
+        return Err("the driver pinned the Vec but the value says unpinned".into());
+    }
+    drop(pinned.unpin());
     still_works(&dev)
 }
 
@@ -266,7 +294,7 @@ fn cufile_io_error_is_its_errno() -> Result<(), Failed> {
 type Test = fn() -> Result<(), Failed>;
 
 fn main() -> ExitCode {
-    let tests: [(&str, Test); 8] = [
+    let tests: [(&str, Test); 9] = [
         (
             "allocation_failure_is_out_of_memory",
             allocation_failure_is_out_of_memory,
@@ -282,6 +310,10 @@ fn main() -> ExitCode {
         (
             "refused_registration_falls_back_to_host_alloc",
             refused_registration_falls_back_to_host_alloc,
+        ),
+        (
+            "driver_refusing_a_registered_range_hands_the_buffer_back",
+            driver_refusing_a_registered_range_hands_the_buffer_back,
         ),
         (
             "stream_failure_fails_opening_with_its_name",

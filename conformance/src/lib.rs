@@ -28,6 +28,7 @@
 //! replayed first on the next run.
 
 mod ctx;
+mod memlock;
 mod require;
 mod runner;
 
@@ -36,6 +37,7 @@ pub mod engine;
 pub mod swapper;
 
 pub use ctx::{expect_bytes, first_difference, pattern, raw_file, CaseError, Ctx, Outcome};
+pub use memlock::limit_memlock;
 pub use require::{parse_required, required_backends, KNOWN_BACKENDS, REQUIRE_VAR};
 pub use runner::{run, run_suite};
 

@@ -175,6 +175,24 @@ pub trait Device: Send + Sync + 'static {
     /// allocated until the returned registration is dropped.
     unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<Self::Registration>;
 
+    /// Registers host memory a caller owns and asked to pin
+    /// ([`crate::DeviceExt::pin_memory`]): the registration, and whether the
+    /// memory is now page-locked.
+    ///
+    /// The default registers it as [`Device::register_host`] does and
+    /// reports [`Capabilities::pinned_host`]. A backend whose own memory runs
+    /// unlocked under a memlock limit still tries to lock here, since the
+    /// caller asked for this buffer, and fails with the reason
+    /// ([`crate::Error::Pin`]) when it cannot.
+    ///
+    /// # Safety
+    /// As for [`Device::register_host`].
+    unsafe fn pin_host(&self, ptr: NonNull<u8>, len: usize) -> Result<(Self::Registration, bool)> {
+        // SAFETY: forwarded from the caller.
+        let registration = unsafe { self.register_host(ptr, len)? };
+        Ok((registration, self.capabilities().pinned_host))
+    }
+
     /// Starts copying `len` bytes from host memory at `src` into `dst` at
     /// byte offset `dst_offset`.
     ///

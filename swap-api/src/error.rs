@@ -154,6 +154,14 @@ pub enum Error {
         cause: std::io::Error,
     },
 
+    /// Host memory that is registered with a device (or page-locked by a
+    /// pool) already was to be registered again: a range is registered once.
+    #[error("{len} bytes of host memory are registered already (a pinned pool's slab, a buffer from alloc_host, a buffer pinned before, or a range the driver holds); use the buffer as it is, or unpin it first")]
+    AlreadyRegistered {
+        /// Bytes of the buffer.
+        len: usize,
+    },
+
     /// A transfer was submitted but failed; its buffers are returned intact to the caller.
     #[error("{backend}: {direction} of {len} bytes at device offset {offset} failed: {reason}")]
     Transfer {

@@ -3,7 +3,7 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::buffer::{HostBuf, HostBufMut, HostBuffer};
+use crate::buffer::{HostBuf, HostBufMut, HostBuffer, Pinned};
 use crate::transfer::{Done, Failed, Transfer, TransferResult};
 use crate::DeviceBuffer;
 use crate::{check_range, Device, Direction, Error, IoOp, PendingOp, Rejected, Result, SwapFile};
@@ -48,6 +48,54 @@ pub trait DeviceExt: Device + Sized {
         let registration = unsafe { self.register_host(ptr, len)? };
         buf.attach_registration(Box::new(registration), caps.pinned_host);
         Ok(buf)
+    }
+
+    /// Registers a host buffer the caller owns with the device, page-locked
+    /// where the backend can (DeepSpeed's `pin_memory`): CUDA
+    /// `cuMemHostRegister`, the CPU backend `mlock`, wgpu nothing
+    /// ([`Pinned::is_pinned`] says false). The [`Pinned`] value owns the
+    /// buffer until [`Pinned::unpin`] gives it back.
+    ///
+    /// Refused, with the buffer handed back unchanged: memory registered
+    /// already ([`HostBuf::is_registered`]: [`Error::AlreadyRegistered`],
+    /// also when the driver finds the range registered), a memlock limit
+    /// that does not allow it ([`Error::Pin`], [`Error::MapCount`]), a
+    /// device that refuses the range.
+    ///
+    /// ```
+    /// use swap_api::{DeviceExt, Error};
+    /// let dev = backend_cpu::CpuDevice::new()?;
+    /// let pinned = dev.pin_memory(vec![1.5f32; 1 << 16])?;
+    /// // A range is registered once: pinning it again hands it back.
+    /// let again = dev.pin_memory(pinned).unwrap_err();
+    /// assert!(matches!(again.error, Error::AlreadyRegistered { .. }));
+    /// let weights: Vec<f32> = again.value.unpin();
+    /// assert_eq!(weights.len(), 1 << 16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn pin_memory<B: HostBuf>(&self, buf: B) -> Result<Pinned<B>, Rejected<B>> {
+        let len = buf.bytes_len();
+        if buf.is_registered() {
+            return Err(Rejected {
+                error: Error::AlreadyRegistered { len },
+                value: buf,
+            });
+        }
+        // An empty buffer has nothing to lock (and a dangling address).
+        let ptr = match NonNull::new(buf.stable_ptr().cast_mut()) {
+            Some(ptr) if len > 0 => ptr,
+            _ => {
+                let locked = self.capabilities().pinned_host;
+                return Ok(Pinned::new(buf, Box::new(()), locked));
+            }
+        };
+        // SAFETY: the registration is kept inside the `Pinned` next to `buf`
+        // and dropped before it; `Pinned` never hands out `&mut B`, so the
+        // range stays allocated and in place (HostBuf) until then.
+        match unsafe { self.pin_host(ptr, len) } {
+            Ok((registration, locked)) => Ok(Pinned::new(buf, Box::new(registration), locked)),
+            Err(error) => Err(Rejected { error, value: buf }),
+        }
     }
 
     /// Starts copying all of `src` into `dst` at `dst_offset`.

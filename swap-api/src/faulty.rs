@@ -63,10 +63,23 @@ impl<D: Device> FaultyDevice<D> {
         self.fail_allocation_at.store(at, Ordering::SeqCst);
     }
 
-    /// Makes every [`Device::register_host`] from now fail (or succeed
-    /// again), as CUDA's does where `cuMemHostRegister` is refused.
+    /// Makes every [`Device::register_host`] and [`Device::pin_host`] from
+    /// now fail (or succeed again), as CUDA's do where `cuMemHostRegister`
+    /// is refused.
     pub fn refuse_registration(&self, refuse: bool) {
         self.refuse_registration.store(refuse, Ordering::SeqCst);
+    }
+
+    /// The injected refusal of a registration, when one is set.
+    fn check_registration(&self, len: usize) -> Result<()> {
+        if self.refuse_registration.load(Ordering::SeqCst) {
+            return Err(Error::Device {
+                component: self.inner.info().backend,
+                op: "register host memory",
+                reason: format!("injected fault ({len} bytes)"),
+            });
+        }
+        Ok(())
     }
 
     /// Makes the `nth` transfer from now (uploads and downloads counted
@@ -185,15 +198,15 @@ impl<D: Device> Device for FaultyDevice<D> {
     }
 
     unsafe fn register_host(&self, ptr: NonNull<u8>, len: usize) -> Result<Self::Registration> {
-        if self.refuse_registration.load(Ordering::SeqCst) {
-            return Err(Error::Device {
-                component: self.inner.info().backend,
-                op: "register host memory",
-                reason: format!("injected fault ({len} bytes)"),
-            });
-        }
+        self.check_registration(len)?;
         // SAFETY: forwarded unchanged; our caller upholds the same contract.
         unsafe { self.inner.register_host(ptr, len) }
+    }
+
+    unsafe fn pin_host(&self, ptr: NonNull<u8>, len: usize) -> Result<(Self::Registration, bool)> {
+        self.check_registration(len)?;
+        // SAFETY: forwarded unchanged; our caller upholds the same contract.
+        unsafe { self.inner.pin_host(ptr, len) }
     }
 
     unsafe fn submit_upload(

@@ -87,7 +87,7 @@ pub mod sys;
 mod tensor;
 mod transfer;
 
-pub use buffer::{HostBuf, HostBufMut, HostBuffer};
+pub use buffer::{HostBuf, HostBufMut, HostBuffer, Pinned};
 pub use config::AioConfig;
 pub use device::{Capabilities, Device, DeviceInfo, PinnedAlloc};
 pub use device_buffer::DeviceBuffer;

@@ -156,6 +156,9 @@ unsafe impl<T: Pod + Send + Sync> HostBuf for HostTensor<T> {
     fn bytes_len(&self) -> usize {
         self.logical_bytes()
     }
+    fn is_registered(&self) -> bool {
+        self.buf.is_registered()
+    }
 }
 
 // SAFETY: same block; T: Pod accepts any bit pattern.

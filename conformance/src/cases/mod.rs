@@ -6,6 +6,7 @@ mod errors;
 mod faults;
 mod io;
 mod lifecycle;
+mod pin_memory;
 mod pinned;
 mod roundtrip;
 
@@ -16,6 +17,9 @@ pub use direct::{direct_errors, direct_roundtrip};
 pub use errors::{beyond_capacity, foreign_memory, out_of_range, zero_length};
 pub use faults::{allocation_fault, download_fault, fault_hits_only_its_target, upload_fault};
 pub use lifecycle::{drop_and_forget_tickets, drop_device_in_flight};
+pub use pin_memory::{
+    past_the_memlock_limit, refusals as pin_refusals, round_trips as pin_round_trips,
+};
 pub use pinned::refused_registration;
 pub use roundtrip::{edge_sizes, host_buffer_kinds, random_sizes, typed_views};
 
@@ -67,6 +71,8 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         lifecycle::drop_device_in_flight,
         lifecycle::drop_and_forget_tickets,
         pinned::refused_registration,
+        pin_memory::round_trips,
+        pin_memory::refusals,
         direct::direct_roundtrip,
         direct::direct_errors,
         swapper::mixed_sizes,

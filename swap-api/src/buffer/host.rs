@@ -106,6 +106,9 @@ unsafe impl HostBuf for HostBuffer {
     fn bytes_len(&self) -> usize {
         self.alloc.len()
     }
+    fn is_registered(&self) -> bool {
+        self.registration.is_some()
+    }
 }
 
 // SAFETY: same block as stable_ptr; any byte pattern is a valid [u8].

@@ -17,6 +17,15 @@ pub unsafe trait HostBuf: Send + Sync + 'static {
     fn stable_ptr(&self) -> *const u8;
     /// Number of bytes a transfer moves.
     fn bytes_len(&self) -> usize;
+    /// True when whoever made the memory registers or page-locks it already
+    /// (a pinned pool's slab, [`DeviceExt::alloc_host`](crate::DeviceExt::alloc_host)'s
+    /// buffer, a [`Pinned`](crate::Pinned) buffer), so that
+    /// [`DeviceExt::pin_memory`](crate::DeviceExt::pin_memory) refuses it
+    /// rather than register the range twice. The default is false: plain
+    /// memory.
+    fn is_registered(&self) -> bool {
+        false
+    }
 }
 
 /// Host memory that a transfer may own while the device writes it.

@@ -105,6 +105,10 @@ unsafe impl HostBuf for Slab {
     fn bytes_len(&self) -> usize {
         self.len
     }
+    /// The pool pins (or leaves unpinned) its whole arena.
+    fn is_registered(&self) -> bool {
+        true
+    }
 }
 
 // SAFETY: same range as stable_ptr; any bytes are a valid [u8].
