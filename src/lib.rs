@@ -33,10 +33,12 @@ compile_error!("tensorswap needs at least one backend feature: cpu, wgpu or cuda
 
 mod any;
 mod select;
+mod tensor_swap;
 
 pub use any::{AnyDevice, AnyMemory, AnyPending};
 pub use select::{open, open_best, Selection, COMPILED_BACKENDS};
 pub use swap_api::*;
+pub use tensor_swap::{SwapHandle, Tensor, TensorSwap};
 
 /// The CPU backend.
 #[cfg(feature = "cpu")]

@@ -86,6 +86,7 @@ pub fn all<D: Device>() -> Vec<Case<D>> {
         swapper::pool_pressure,
         swapper::shared_store,
         swapper::take_hands_over,
+        swapper::unregister_hands_back,
         swapper::drop_in_flight,
         swapper::param_buffers,
         swapper::gds_path,

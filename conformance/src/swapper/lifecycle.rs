@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use swap_api::swapper::{GradientSwapper, SwapError, TensorState};
-use swap_api::{Device, DeviceExt, DirOptions, Error};
+use swap_api::{Device, DeviceExt, DirOptions, Error, FaultStage, IoOp};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -174,4 +174,73 @@ pub fn take_hands_over<D: Device>(ctx: &Ctx<D>) -> Outcome {
     expect_bytes("bytes of the taken buffer", &back.host, &pattern(1, len))?;
     s.swap_in(&[1])?.wait()?;
     expect_bytes("bytes swapped in again", &rig.bytes(1)?, &pattern(1, len))
+}
+
+/// `unregister` hands a resident tensor's device memory back and forgets
+/// the tensor: one never stored, one whose swap-out failed on a full disk
+/// (the bytes it holds are the only copy), one swapped in and changed since;
+/// its file extent is freed and its id free again. It is refused for a
+/// stored tensor and while a handle lives, which leave the tensor as it was.
+pub fn unregister_hands_back<D: Device>(ctx: &Ctx<D>) -> Outcome {
+    let rig = rig(ctx, 2, DirOptions::default())?;
+    let s = &rig.swapper;
+    let len = SLAB + 17;
+    let back = |buf, what: &str, want: &[u8]| -> Outcome {
+        let done = s.device().download_blocking(buf, 0, vec![0u8; len])?;
+        expect_bytes(what, &done.host, want)
+    };
+    rig.put(1, &pattern(1, len))?;
+    back(s.unregister(1)?, "a tensor never stored", &pattern(1, len))?;
+    check!(
+        matches!(s.status(1), Err(SwapError::UnknownTensor { id: 1 })),
+        "an unregistered tensor is still known"
+    );
+
+    rig.put(1, &pattern(2, len))?;
+    s.store()
+        .engine()
+        .fail_next(IoOp::Write, libc::ENOSPC, FaultStage::Complete);
+    check!(
+        s.swap_out(&[1])?.wait().is_err(),
+        "a swap-out on a full disk succeeded"
+    );
+    back(
+        s.unregister(1)?,
+        "after a failed swap-out",
+        &pattern(2, len),
+    )?;
+
+    rig.put(1, &pattern(3, len))?;
+    s.swap_out(&[1])?.wait()?;
+    let stored = s.stored_range(1)?;
+    let refused = |what: &str, result: Result<_, SwapError>| match result {
+        Err(SwapError::InvalidState {
+            op: "unregister", ..
+        }) => Ok(()),
+        other => Err(CaseError(format!(
+            "unregister of {what}: expected InvalidState, got {other:?}"
+        ))),
+    };
+    refused("a stored tensor", s.unregister(1).map(drop))?;
+    check!(
+        s.status(1)?.state == TensorState::Stored && s.stored_range(1)? == stored,
+        "a refused unregister changed the stored tensor"
+    );
+    s.swap_in(&[1])?.wait()?;
+    let handle = s.get(1)?;
+    refused("a tensor with a live handle", s.unregister(1).map(drop))?;
+    drop(handle);
+    let buf = s.unregister(1)?;
+    let buf = s.device().upload_blocking(pattern(4, len), buf, 0)?.device;
+    back(buf, "a swapped-in tensor, changed", &pattern(4, len))?;
+    // Its extent is free: the next tensor of the same size takes it.
+    rig.put(2, &pattern(5, len))?;
+    s.swap_out(&[2])?.wait()?;
+    check!(
+        s.stored_range(2)? == stored,
+        "the unregistered tensor's extent {stored:?} was not reused (got {:?})",
+        s.stored_range(2)?
+    );
+    ctx.checked(4);
+    rig.finish()
 }

@@ -16,7 +16,9 @@ mod striped;
 
 pub use direct::{gds_faults, gds_path};
 pub use faults::{checksum_mismatch, device_faults, engine_faults, enospc_retry_takes_freed_space};
-pub use lifecycle::{drop_in_flight, pool_pressure, shared_store, take_hands_over};
+pub use lifecycle::{
+    drop_in_flight, pool_pressure, shared_store, take_hands_over, unregister_hands_back,
+};
 pub use model::random_operations;
 pub use param::param_buffers;
 pub use roundtrip::{errors, host_tier, mixed_sizes};

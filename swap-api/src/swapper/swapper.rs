@@ -483,6 +483,59 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
         }
     }
 
+    /// Forgets a resident tensor and hands its device memory back, whether
+    /// or not its stored copy is current: the inverse of
+    /// [`register`](Self::register), and how a caller gets its memory back
+    /// after a failed `swap_out` (the tensor stays resident then). Its file
+    /// extent or host memory are freed. Waits while the tensor is being
+    /// swapped in or copied by `swap_into`.
+    ///
+    /// Refused while a [`TensorHandle`] of it is alive, and for a tensor
+    /// that is not resident.
+    pub fn unregister(&self, id: TensorId) -> Result<DeviceBuffer<D>> {
+        let mut table = self.shared.lock();
+        loop {
+            let entry = table.entry(id)?;
+            match &entry.slot {
+                Slot::SwappingIn => table = self.shared.wait(table),
+                _ if entry.readers > 0 => table = self.shared.wait(table),
+                Slot::Resident { buf, .. } if Arc::strong_count(buf) == 1 => break,
+                Slot::Resident { .. } => {
+                    return Err(entry.refuse(
+                        id,
+                        "unregister",
+                        "; a handle from get() is still alive: drop it first",
+                    ))
+                }
+                _ => return Err(entry.refuse(
+                    id,
+                    "unregister",
+                    "; only a resident tensor hands its memory back: swap_in or prefetch it first",
+                )),
+            }
+        }
+        let mut entry = table
+            .tensors
+            .remove(&id)
+            .ok_or(SwapError::UnknownTensor { id })?;
+        let kept = match std::mem::replace(&mut entry.slot, Slot::Stored) {
+            Slot::Resident { buf, clean } => match Arc::try_unwrap(buf) {
+                Ok(buf) => {
+                    self.shared.free_home(&mut table, entry.home, entry.logical);
+                    self.shared.changed.notify_all();
+                    return Ok(buf);
+                }
+                Err(buf) => Slot::Resident { buf, clean },
+            },
+            other => other,
+        };
+        // Checked above under the same lock, so not reached; put it back.
+        entry.slot = kept;
+        let error = entry.refuse(id, "unregister", "");
+        table.tensors.insert(id, entry);
+        Err(error)
+    }
+
     /// Forgets a tensor that is not being swapped: its device copy (once no
     /// handle holds it), its file extent or host memory are freed.
     pub fn remove(&self, id: TensorId) -> Result<()> {
