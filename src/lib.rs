@@ -7,7 +7,21 @@
 //! This is the facade crate: it re-exports the core API ([`swap_api`]) and,
 //! per cargo feature, the backends (`cpu`, the default; `wgpu`; `cuda`),
 //! plus [`open_best`], which opens the best device this machine can run and
-//! says why the others were passed over.
+//! says why the others were passed over, and [`TensorSwap`], the front
+//! door: DeepSpeed's six verbs over that device and a store in the temp
+//! folder.
+//!
+//! ```
+//! use tensorswap::TensorSwap;
+//! let ts = TensorSwap::open()?;
+//! let pinned = ts.pin_memory(vec![1u8; 1 << 20])?;
+//! let handle = ts.swap_tensor(ts.to_device(pinned)?.device)?;
+//! let back = ts.from_device(ts.load_tensor(handle)?, vec![0u8; 1 << 20])?;
+//! assert!(back.host.iter().all(|&b| b == 1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The layers below it, directly:
 //!
 //! ```
 //! use tensorswap::DeviceExt;

@@ -9,7 +9,8 @@
 //!   its way into a DMA into freed memory.
 //! - [`HostBuffer`] / [`HostTensor`]: page-aligned host memory, pinned where
 //!   the backend can, and typed `bytemuck::Pod` views over it that keep the
-//!   logical length apart from the padded one.
+//!   logical length apart from the padded one; [`Pinned`]: a caller's own
+//!   buffer registered with a device ([`DeviceExt::pin_memory`]).
 //! - [`FaultyDevice`] and [`FaultyEngine`]: decorators that inject faults
 //!   into any backend or engine.
 //! - [`storage`]: swap folders and files and the asynchronous file I/O
@@ -47,7 +48,7 @@
 //!    allocator), [`sync`] ([`sync::WorkerThread`], [`sync::Latch`]). They
 //!    use `std`, `libc`, `serde` and each other only.
 //! 2. **Host memory**: [`buffer`] (host and device buffer handles, the
-//!    [`HostBuf`] traits), `tensor` ([`HostTensor`]), `pinning`
+//!    [`HostBuf`] traits, [`Pinned`]), `tensor` ([`HostTensor`]), `pinning`
 //!    ([`Pinning`]). They use the foundations.
 //! 3. **Storage**: [`storage`] (folders, files, engines, tickets). It uses
 //!    the layers below; it knows no device.
