@@ -50,8 +50,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 ours_bin="${CARGO_TARGET_DIR:-$root/target}/release/tensorswap"
 fio_bs=${io_size:-$bs}
 # fio's checksums: written with each block (no read-back pass), checked on read.
-fio_verify=(); ((verify)) && fio_verify=(--verify=crc32c)
-fio_verify_write=(); ((verify)) && fio_verify_write=(--verify=crc32c --do_verify=0)
+fio_verify=(); ((verify)) && fio_verify=(--verify=crc32c --verify_state_save=0)
+fio_verify_write=(); ((verify)) && fio_verify_write=(--verify=crc32c --do_verify=0 --verify_state_save=0)
 ours_args=(bench --only files --json --folder "$folder" --size "$size" --block-size "$bs"
            --queue-depth "$qd" --engine "$engine" --loops 1)
 [[ -n $io_size ]] && ours_args+=(--io-size "$io_size")
