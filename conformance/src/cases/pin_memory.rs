@@ -36,7 +36,7 @@ fn limit_refused<B>(what: &str, rejected: &Rejected<B>) -> Result<(), CaseError>
 pub fn round_trips<D: Device>(ctx: &Ctx<D>) -> Outcome {
     let dev = ctx.device()?;
     let caps = dev.capabilities();
-    let words: Vec<u32> = (0..16 << 10)
+    let words: Vec<u32> = (0..4 << 10)
         .map(|i: u32| i.wrapping_mul(2_654_435_761))
         .collect();
     let bytes: Vec<u8> = bytemuck::cast_slice(&words).to_vec();
@@ -45,9 +45,9 @@ pub fn round_trips<D: Device>(ctx: &Ctx<D>) -> Outcome {
 
     let src = match dev.pin_memory(words) {
         Ok(src) => src,
-        // A limit too low for even 64 KiB: the refusal is what is checked.
+        // A limit too low for even 16 KiB: the refusal is what is checked.
         Err(rejected) => {
-            limit_refused("a 64 KiB Vec", &rejected)?;
+            limit_refused("a 16 KiB Vec", &rejected)?;
             check!(
                 rejected.value.as_ptr() as usize == vec_ptr && rejected.value == expected,
                 "the refused Vec came back changed"
@@ -102,7 +102,7 @@ fn files<D: Device>(dev: &D) -> Outcome {
     let dir = SwapDir::create(parent.path())?;
     let file = dir.create_file()?;
     let engine = AnyEngine::new(EngineKind::Auto, &AioConfig::default())?;
-    let len = 64 << 10;
+    let len = 16 << 10;
     let data = pattern(21, len);
     let mut out = dev.pin_memory(HostBuffer::with_alignment(len, dir.alignment())?)?;
     out.bytes_mut().copy_from_slice(&data);
@@ -195,7 +195,8 @@ fn already<B, P>(result: Result<P, Rejected<B>>, what: &str) -> Result<B, CaseEr
 /// thread exists, in a `harness = false` test): a buffer twice the limit
 /// is refused with [`Error::Pin`] naming `RLIMIT_MEMLOCK` and handed back
 /// unchanged where the device pins on request; one of a quarter of the
-/// limit pins; once unpinned, its share of the limit is free again. Where
+/// limit pins; once unpinned, or dropped, a buffer's share of the limit is
+/// free again. Where
 /// pinning is a no-op (wgpu) every buffer is accepted unpinned and still
 /// moves exactly. Returns whether the device pinned.
 pub fn past_the_memlock_limit<D: Device>(dev: &D, limit: usize) -> Result<bool, CaseError> {
@@ -243,6 +244,13 @@ pub fn past_the_memlock_limit<D: Device>(dev: &D, limit: usize) -> Result<bool, 
     check!(
         most.is_pinned(),
         "seven eighths of the limit did not pin once the rest was unpinned"
+    );
+    // Dropping a pinned buffer unlocks it too: another seven eighths fit.
+    drop(most);
+    let again = dev.pin_memory(vec![3u8; limit / 8 * 7])?;
+    check!(
+        again.is_pinned(),
+        "seven eighths of the limit did not pin once the last pinned buffer dropped"
     );
     Ok(true)
 }
