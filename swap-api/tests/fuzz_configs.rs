@@ -317,6 +317,22 @@ fn generated_json_trees_over_deepspeeds_keys_never_panic() {
     fuzz("JSON trees", json_value(), |value| value.to_string());
 }
 
+/// Found by the generator: a ratio that came back one ulp off after a JSON
+/// round trip, until serde_json parsed floats exactly (`float_roundtrip`).
+#[test]
+fn float_fields_survive_a_json_round_trip_exactly() {
+    for ratio in [
+        "8.91106589389193e-14",
+        "0.1",
+        "2.2250738585072014e-308",
+        "0.30000000000000004",
+    ] {
+        check(&format!(r#"{{"ratio": {ratio}}}"#)).unwrap();
+        let c = OffloadOptimizerConfig::from_json(&format!(r#"{{"ratio": {ratio}}}"#)).unwrap();
+        assert_eq!(c.ratio, ratio.parse::<f64>().unwrap(), "{ratio}");
+    }
+}
+
 #[test]
 fn deep_nesting_and_huge_inputs_fail_cleanly() {
     for depth in [200, 100_000] {
