@@ -2,9 +2,8 @@
 //! directly: each submodule wraps one facility in a small type.
 //!
 //! Public for the backends: [`aligned`] (aligned allocations, on huge pages
-//! from 2 MiB), [`memlock`]
-//! (page locking and its limit) and [`page_size`]; for reports, [`volume`]
-//! (a folder's file system and free space). Crate-private: `fs`
+//! from 2 MiB), [`memlock`] (page locking and its limit) and [`page_size`];
+//! for reports, [`volume`] (a folder's file system and free space). Crate-private: `fs`
 //! (`pread`/`pwrite`, `statx`, `openat`, ...) and `eventfd`.
 //!
 //! `unsafe` is not confined to this folder. Outside it, it appears in:
