@@ -28,7 +28,11 @@
 # tensorswap submits size/io-size separate requests, each with its own
 # ticket, kept --qd in flight; fio runs at --bs equal to --io-size.
 # FIO_EXTRA adds fio options, e.g. FIO_EXTRA=--fixedbufs to give fio registered
-# buffers as our engine has (fio's default is unregistered).
+# buffers as our engine has (fio's default is unregistered), or huge-page
+# buffers as ours have (fio's default is malloc, 4 KiB pages), as root:
+#   echo 64 > /proc/sys/vm/nr_hugepages; mkdir -p /mnt/huge
+#   mount -t hugetlbfs none /mnt/huge
+#   FIO_EXTRA=--mem=mmaphuge:/mnt/huge/fio-buf scripts/fio-side-by-side.sh ...
 # Needs fio (apt-get install fio) and python3.
 set -euo pipefail
 

@@ -542,6 +542,7 @@ fn info_reports_io_uring_and_each_folder() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.contains("io_uring: "), "{stdout}");
+    assert!(stdout.contains("huge pages: "), "{stdout}");
     for dir in &dirs {
         let section = stdout
             .split(&format!("  {}\n", dir.path().display()))

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use tensorswap::sys::aligned;
 use tensorswap::sys::memlock::MemlockLimit;
 use tensorswap::sys::volume::Volume;
 use tensorswap::{Device, DioSupport, COMPILED_BACKENDS};
@@ -134,7 +135,7 @@ fn wgpu_adapters(out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The page-locking limit and io_uring.
+/// The page-locking limit, huge pages and io_uring.
 fn host(out: &mut impl Write) -> anyhow::Result<()> {
     let limit = MemlockLimit::current();
     let lockable = limit
@@ -144,6 +145,24 @@ fn host(out: &mut impl Write) -> anyhow::Result<()> {
         out,
         "page-locking: {limit}; this process may lock: {lockable}"
     )?;
+    match aligned::transparent_huge_pages().as_deref() {
+        Some(mode @ ("always" | "madvise")) => writeln!(
+            out,
+            "huge pages: transparent huge pages {mode}; buffers of {} and more ask for them",
+            show(aligned::HUGE_PAGE)
+        )?,
+        Some(mode) => writeln!(
+            out,
+            "huge pages: transparent huge pages {mode}; buffers stay in {}-byte pages \
+             (direct-I/O requests split into more segments; `echo madvise > \
+             /sys/kernel/mm/transparent_hugepage/enabled` as root)",
+            tensorswap::sys::page_size()
+        )?,
+        None => writeln!(
+            out,
+            "huge pages: the kernel does not say (no transparent huge pages)"
+        )?,
+    }
     #[cfg(target_os = "linux")]
     match tensorswap::UringEngine::available() {
         Ok(()) => writeln!(out, "io_uring: available")?,

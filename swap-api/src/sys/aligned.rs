@@ -19,6 +19,17 @@ use crate::{Error, Result};
 /// with 4 KiB base pages; allocations this large or larger are mapped.
 pub const HUGE_PAGE: usize = 2 << 20;
 
+/// The kernel's transparent-huge-page mode (`always`, `madvise` or
+/// `never`), or None where it does not say (no THP, not Linux). Under
+/// `always` and `madvise` large allocations get huge pages where the kernel
+/// has free ones; under `never` they stay in base pages.
+pub fn transparent_huge_pages() -> Option<String> {
+    let modes = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
+    let (_, rest) = modes.split_once('[')?;
+    let (mode, _) = rest.split_once(']')?;
+    Some(mode.to_string())
+}
+
 /// Owned bytes whose start is aligned to a power of two (a page, or the
 /// file system's direct-I/O alignment). Zero-length allocations are allowed
 /// and do not touch the allocator.
@@ -237,13 +248,9 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn large_allocations_are_eligible_for_transparent_huge_pages() {
-        let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-            .unwrap_or_default();
-        if !mode.contains("[madvise]") && !mode.contains("[always]") {
-            eprintln!(
-                "skipped: transparent huge pages are off here ({})",
-                mode.trim()
-            );
+        let mode = transparent_huge_pages();
+        if !matches!(mode.as_deref(), Some("madvise" | "always")) {
+            eprintln!("skipped: transparent huge pages are off here ({mode:?})");
             return;
         }
         let a = AlignedAlloc::zeroed(4 * HUGE_PAGE, 4096).unwrap();
