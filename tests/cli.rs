@@ -325,6 +325,8 @@ fn tune_writes_an_aio_config_that_parses_back() {
         "2,8",
         "--parallelism",
         "1",
+        "--single-submit",
+        "false,true",
         "--folder",
         &dir.path().to_string_lossy(),
         "--output",
@@ -336,7 +338,17 @@ fn tune_writes_an_aio_config_that_parses_back() {
         .lines()
         .filter(|l| l.trim_start().starts_with("256 KiB") || l.trim_start().starts_with("1 MiB"))
         .count();
-    assert_eq!(rows, 4, "one row per configuration: {stdout}");
+    assert_eq!(rows, 8, "one row per configuration: {stdout}");
+    for single in ["false", "true"] {
+        let with = stdout
+            .lines()
+            .filter(|l| l.split_whitespace().nth(4) == Some(single));
+        assert_eq!(
+            with.count(),
+            4,
+            "single submit {single} in half the rows: {stdout}"
+        );
+    }
     let json = std::fs::read_to_string(&output).expect("tune wrote its output");
     let config = tensorswap::AioConfig::from_json(&json).expect("the written JSON parses");
     assert!([256 << 10, 1 << 20].contains(&config.block_size), "{json}");

@@ -1,5 +1,6 @@
-//! `tensorswap tune`: sweep block size x queue depth x parallelism, like
-//! DeepSpeed's `ds_nvme_tune`, and write the best `"aio"` section.
+//! `tensorswap tune`: sweep block size x queue depth x parallelism x
+//! single submission, like DeepSpeed's `ds_nvme_tune`, and write the best
+//! `"aio"` section.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,10 @@ pub(crate) struct TuneArgs {
     /// Parallelism (workers per request) to try (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
     parallelism: Vec<usize>,
+    /// `single_submit` values to try (comma-separated): one `io_uring_enter`
+    /// per piece (true) or a batch (false), which the block layer may merge.
+    #[arg(long, value_delimiter = ',', default_values_t = [false, true])]
+    single_submit: Vec<bool>,
     /// Write and read passes per configuration (medians are compared).
     #[arg(long, default_value_t = 1)]
     loops: usize,
@@ -49,6 +54,7 @@ struct Trial {
     block_size: usize,
     queue_depth: usize,
     intra_op_parallelism: usize,
+    single_submit: bool,
     write_gbps: f64,
     read_gbps: f64,
     /// Harmonic mean of write and read GB/s: the rate of a write + read round trip.
@@ -87,33 +93,38 @@ pub(crate) fn run(args: &TuneArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if !args.json {
         writeln!(
             out,
-            "best: block {} x depth {} x parallelism {} ({score:.2} GB/s); wrote {}",
+            "best: block {} x depth {} x parallelism {} x single submit {} ({score:.2} GB/s); wrote {}",
             size::show(config.block_size),
             config.queue_depth,
             config.intra_op_parallelism,
+            config.single_submit,
             args.output.display()
         )?;
     }
     Ok(())
 }
 
-/// Every block size x queue depth x parallelism asked for, checked.
+/// Every block size x queue depth x parallelism x single submission asked
+/// for, checked.
 fn sweep(args: &TuneArgs) -> anyhow::Result<Vec<AioConfig>> {
     let mut configs = Vec::new();
     for &block_size in &args.block_sizes {
         for &queue_depth in &args.queue_depths {
             for &parallelism in &args.parallelism {
-                let config = AioConfig::default()
-                    .with_block_size(block_size)
-                    .with_queue_depth(queue_depth)
-                    .with_parallelism(parallelism);
-                config.validate()?;
-                configs.push(config);
+                for &single in &args.single_submit {
+                    let config = AioConfig::default()
+                        .with_block_size(block_size)
+                        .with_queue_depth(queue_depth)
+                        .with_parallelism(parallelism)
+                        .with_single_submit(single);
+                    config.validate()?;
+                    configs.push(config);
+                }
             }
         }
     }
     if configs.is_empty() {
-        bail!("nothing to sweep: give at least one block size, queue depth and parallelism");
+        bail!("nothing to sweep: give at least one block size, queue depth, parallelism and single-submit value");
     }
     Ok(configs)
 }
@@ -128,8 +139,8 @@ fn header(args: &TuneArgs, configs: usize, out: &mut impl Write) -> anyhow::Resu
     )?;
     writeln!(
         out,
-        "{:>10} {:>6} {:>6} {:>12} {:>12} {:>12}",
-        "block", "depth", "par", "write GB/s", "read GB/s", "score GB/s"
+        "{:>10} {:>6} {:>6} {:>7} {:>12} {:>12} {:>12}",
+        "block", "depth", "par", "single", "write GB/s", "read GB/s", "score GB/s"
     )?;
     Ok(())
 }
@@ -141,10 +152,11 @@ fn measure(args: &TuneArgs, config: &AioConfig) -> anyhow::Result<Trial> {
         .measure(args.loops, true, true, |_| {})
         .with_context(|| {
             format!(
-                "measuring block {} x depth {} x parallelism {}",
+                "measuring block {} x depth {} x parallelism {} x single submit {}",
                 size::show(config.block_size),
                 config.queue_depth,
-                config.intra_op_parallelism
+                config.intra_op_parallelism,
+                config.single_submit
             )
         })?;
     let gbps = |op: &str| rows.iter().find(|r| r.op == op).map_or(0.0, |r| r.gbps);
@@ -153,6 +165,7 @@ fn measure(args: &TuneArgs, config: &AioConfig) -> anyhow::Result<Trial> {
         block_size: config.block_size,
         queue_depth: config.queue_depth,
         intra_op_parallelism: config.intra_op_parallelism,
+        single_submit: config.single_submit,
         write_gbps: write,
         read_gbps: read,
         score_gbps: 2.0 / (1.0 / write + 1.0 / read),
@@ -165,10 +178,11 @@ fn print_trial(trial: &Trial, json: bool, out: &mut impl Write) -> anyhow::Resul
     } else {
         writeln!(
             out,
-            "{:>10} {:>6} {:>6} {:>12.2} {:>12.2} {:>12.2}",
+            "{:>10} {:>6} {:>6} {:>7} {:>12.2} {:>12.2} {:>12.2}",
             size::show(trial.block_size),
             trial.queue_depth,
             trial.intra_op_parallelism,
+            trial.single_submit,
             trial.write_gbps,
             trial.read_gbps,
             trial.score_gbps
