@@ -283,5 +283,12 @@ mod tests {
             AlignedAlloc::zeroed(usize::MAX - 10, 4096),
             Err(Error::HostAlloc { .. })
         ));
+        // A valid layout that `mmap` refuses: 128 TiB is a whole 47-bit
+        // user address space, which has other mappings in it already.
+        #[cfg(target_pointer_width = "64")]
+        assert!(matches!(
+            AlignedAlloc::zeroed(1 << 47, 4096),
+            Err(Error::HostAlloc { len, align: 4096 }) if len == 1 << 47
+        ));
     }
 }
