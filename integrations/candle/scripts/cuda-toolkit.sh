@@ -35,7 +35,15 @@ done
 stubs=$_lib/stubs
 if [ ! -e "$stubs/libcuda.so" ]; then
     mkdir -p "$stubs"
-    _sys=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/driver/sys/mod.rs | tail -1)
+    # The driver's symbols come from cudarc's source, which a fresh machine
+    # has only once cargo has fetched the workspace's dependencies.
+    _find() { ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-0.19.*/src/driver/sys/mod.rs 2>/dev/null | tail -1; }
+    _sys=$(_find || true)
+    if [ -z "$_sys" ]; then
+        cargo fetch --quiet --manifest-path "$(dirname "$0")/../../../Cargo.toml" >&2
+        _sys=$(_find || true)
+    fi
+    [ -n "$_sys" ] || { echo "cuda-toolkit.sh: cudarc 0.19's source is not in cargo's registry" >&2; exit 1; }
     grep -o 'pub unsafe fn cu[A-Za-z0-9_]*' "$_sys" | sed 's/pub unsafe fn //' | sort -u \
         | sed 's/.*/int &(void) { return 34; }/' > "$stubs/libcuda.c"
     cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$stubs/libcuda.so" "$stubs/libcuda.c"
