@@ -192,7 +192,9 @@ pub fn named_files<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
         );
 
         // A write-only O_DIRECT descriptor (DeepSpeed's own) takes an
-        // unaligned write: that part goes through the page cache.
+        // unaligned write: that part goes through the page cache. Without
+        // checksums: they read the blocks a request covers in part, and
+        // such a descriptor cannot read (refused, with the reason).
         let direct = {
             use std::os::unix::fs::OpenOptionsExt;
             std::fs::OpenOptions::new()
@@ -202,8 +204,17 @@ pub fn named_files<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
         };
         // (Where the file system has no O_DIRECT, there is nothing to lend.)
         if let Ok(direct) = direct {
-            let lent =
-                SwapFile::from_fd(direct.as_fd(), NamedOptions::read_write().direct_io(policy))?;
+            check!(
+                matches!(
+                    SwapFile::from_fd(direct.as_fd(), NamedOptions::read_write()),
+                    Err(Error::Config { .. })
+                ),
+                "a write-only descriptor was accepted with checksums on"
+            );
+            let options = NamedOptions::read_write()
+                .direct_io(policy)
+                .checksums(false);
+            let lent = SwapFile::from_fd(direct.as_fd(), options)?;
             let odd = pattern(7, 1001);
             engine.write(&lent, 333, odd.clone())?.wait()?;
             drop(lent);

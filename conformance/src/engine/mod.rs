@@ -5,6 +5,7 @@ mod errors;
 mod faults;
 mod files;
 mod many;
+mod partial_blocks;
 mod pool;
 mod roundtrip;
 mod scratch;
@@ -15,6 +16,7 @@ pub use files::{
     files_removed_unless_kept, named_files, replace_truncates_stale_tail, symlink_not_followed,
 };
 pub use many::{drop_engine_in_flight, many_in_flight_any_order, poll_and_wait_all};
+pub use partial_blocks::partial_blocks_checked;
 pub use pool::{pool_back_pressure, pool_slabs_through_engine};
 pub use roundtrip::{edge_sizes, random_requests, sparse_beyond_4gib, sub_ranges};
 pub use scratch::{scratch, scratch_parent, Scratch, SCRATCH_VAR};
@@ -41,6 +43,7 @@ pub fn all<E: IoEngine>() -> Vec<Case<E>> {
         errors::read_past_end,
         errors::missing_file,
         errors::checksum_mismatch,
+        partial_blocks::partial_blocks_checked,
         faults::enospc_on_write,
         faults::eio_on_read,
         files::symlink_not_followed,

@@ -73,9 +73,9 @@ pub struct DirOptions {
     /// Direct-I/O policy (default [`DirectIo::Auto`]).
     pub direct_io: DirectIo,
     /// Record a CRC32C of every 4 KiB block written and verify every block a
-    /// read covers whole, so flipped bytes on disk come back as
-    /// [`Error::Checksum`](crate::Error::Checksum) instead of as data
-    /// (default on; 4 bytes of memory per 4 KiB written). Bytes moved by
+    /// read returns bytes of, whole or in part, so flipped bytes on disk
+    /// come back as [`Error::Checksum`](crate::Error::Checksum) instead of
+    /// as data (default on; 6 bytes of memory per 4 KiB written). Bytes moved by
     /// direct storage (GPUDirect) bypass host memory and are not covered.
     pub checksums: bool,
     /// Leave the folder and its files on disk, with their names, when

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -131,13 +131,32 @@ impl SwapFile {
 
     /// Truncates or extends (with zeros, sparse) the file to `len` bytes.
     pub fn set_len(&self, len: u64) -> Result<()> {
-        self.inner
-            .checksums
-            .forget(len, u64::MAX.saturating_sub(len));
-        self.inner
-            .buffered
-            .set_len(len)
+        let cut = self.inner.buffered.set_len(len);
+        let read = |at: u64, buf: &mut [u8]| self.read_block(at, buf);
+        // Also after a failure: the length may have changed anyway.
+        let recorded = self.inner.checksums.truncated(len, &read);
+        cut.and(recorded)
             .map_err(|source| self.error("truncate", source))
+    }
+
+    /// Reads bytes from `offset` through the page cache until `buf` is full
+    /// or the file ends: the count read. For the checksum log, which
+    /// completes the blocks a request covers in part from the file.
+    pub(crate) fn read_block(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self
+                .inner
+                .buffered
+                .read_at(&mut buf[done..], offset + done as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// Reserves disk space for the first `len` bytes (`fallocate`), so later

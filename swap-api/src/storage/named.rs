@@ -170,6 +170,14 @@ impl SwapFile {
                 ),
             });
         }
+        if options.checksums && flags >= 0 && access == libc::O_WRONLY {
+            return Err(Error::Config {
+                reason: format!(
+                    "{}: the descriptor is open for writing only; checksums complete the blocks a request covers in part by reading the file, so open it for reading and writing, or turn checksums off",
+                    path.display()
+                ),
+            });
+        }
         let buffered = if flags >= 0 && flags & libc::O_DIRECT != 0 {
             // The caller's descriptor takes only aligned requests; the
             // buffered one must take any, so the file is opened again

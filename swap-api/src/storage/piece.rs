@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use super::checksum::BLOCK;
+use super::checksum::{partial_blocks, Failure, BLOCK};
 use super::engine::IoRequest;
 use super::file::SwapFile;
 use crate::sync::Latch;
@@ -89,6 +89,15 @@ pub(crate) fn split(req: IoRequest, block_size: usize) -> (Vec<Piece>, Arc<Latch
     } else {
         Latch::new(bounds.len())
     };
+    if op == IoOp::Write && file.checksummed() {
+        // Made unknown now: a read of another part of the block meanwhile
+        // must not check it against bytes this write is changing.
+        for &(pos, piece_len, _) in &bounds {
+            for (block, _) in partial_blocks(offset + pos as u64, piece_len) {
+                file.checksums().partial_write_started(block);
+            }
+        }
+    }
     let pieces = bounds
         .into_iter()
         .map(|(pos, piece_len, direct)| Piece {
@@ -209,31 +218,60 @@ impl Piece {
         completion.close_at(result, at);
     }
 
-    /// Records (writes) or verifies (reads) the CRCs of the piece's blocks.
+    /// Records (writes) or verifies (reads) the CRCs of the piece's blocks;
+    /// a piece inside one block that it covers in part does so through the
+    /// file (storage/checksum.rs).
     fn checksums(&self, result: Result<()>) -> Result<()> {
         let log = self.file.checksums();
-        if result.is_err() {
-            if self.op == IoOp::Write {
+        let read = |at: u64, buf: &mut [u8]| self.file.read_block(at, buf);
+        if self.op == IoOp::Write {
+            if result.is_err() {
                 log.forget(self.offset, self.len as u64);
             }
+            let mut done = Ok(());
+            for (block, _) in partial_blocks(self.offset, self.len) {
+                done = done.and(log.partial_write_done(block, result.is_ok(), &read));
+            }
+            if result.is_err() {
+                return result;
+            }
+            done.map_err(|cause| self.io_error(cause))?;
+        } else if result.is_err() {
             return result;
         }
         // SAFETY: the request's memory stays valid, and untouched by its
         // owner, until its completion latch closes (IoEngine::submit's
         // contract), which is after this; the piece's bytes are done moving.
         let bytes = unsafe { std::slice::from_raw_parts(self.buf as *const u8, self.len) };
-        match self.op {
-            IoOp::Write => {
-                log.record(self.offset, bytes);
-                Ok(())
-            }
-            IoOp::Read => log.verify(self.offset, bytes).map_err(|m| Error::Checksum {
+        if self.op == IoOp::Write {
+            log.record(self.offset, bytes);
+            return Ok(());
+        }
+        let checked = log.verify(self.offset, bytes).map_err(Failure::Mismatch);
+        let checked = partial_blocks(self.offset, self.len).fold(checked, |checked, (_, range)| {
+            let at = self.offset + range.start as u64;
+            checked.and_then(|()| log.verify_partial(at, &bytes[range], &read))
+        });
+        checked.map_err(|failure| match failure {
+            Failure::Mismatch(m) => Error::Checksum {
                 path: self.file.path().to_path_buf(),
                 offset: m.offset,
                 len: m.len,
                 expected: m.expected,
                 actual: m.actual,
-            }),
+            },
+            Failure::Io(cause) => self.io_error(cause),
+        })
+    }
+
+    /// An error of the piece's own I/O, or of reading the rest of its block.
+    fn io_error(&self, cause: io::Error) -> Error {
+        Error::Io {
+            op: self.op,
+            path: self.file.path().to_path_buf(),
+            offset: self.offset,
+            len: self.len,
+            cause,
         }
     }
 }
