@@ -422,6 +422,59 @@ fn tune_checks_its_output_first_and_never_follows_a_symlink() {
     assert_eq!(names, ["aio.json", "victim"], "nothing else is left");
 }
 
+/// `--force` replaces a regular file or a symlink only: a folder, a FIFO
+/// or a character device at `--output` is refused before the sweep, and
+/// left as it was.
+#[test]
+fn tune_force_never_replaces_what_is_not_a_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo");
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).expect("folder");
+    let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    // A character device of its own (the numbers of /dev/null) where the
+    // test may make one (as root): the real /dev/null is not put at risk.
+    let device = dir.path().join("null");
+    let d = std::ffi::CString::new(device.to_string_lossy().as_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    let made = unsafe { libc::mknod(d.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 3)) } == 0;
+    let mut targets = vec![(fifo.as_path(), "a FIFO"), (folder.as_path(), "a folder")];
+    if made {
+        targets.push((device.as_path(), "a character device"));
+    }
+    let started = std::time::Instant::now();
+    for (target, kind) in targets {
+        let output = target.to_string_lossy().into_owned();
+        let out = tensorswap(&["tune", "--size", "64M", "--output", &output, "--force"]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{output}: {stderr}");
+        assert!(
+            stderr.contains(kind) && stderr.contains(&output),
+            "{stderr}"
+        );
+        assert!(!text(&out.stdout).contains("best:"), "the sweep ran first");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "checked only after a sweep"
+    );
+    let kind = |p: &std::path::Path| {
+        std::fs::symlink_metadata(p)
+            .expect("still there")
+            .file_type()
+    };
+    assert!(kind(&fifo).is_fifo());
+    assert!(kind(&folder).is_dir());
+    if made {
+        assert!(kind(&device).is_char_device());
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).expect("listing").collect();
+    assert_eq!(left.len(), 2 + usize::from(made), "no staging file is left");
+}
+
 /// A block size that breaks direct I/O is said, not silently buffered; the
 /// cpu backend's direct storage says its speed is the page cache's.
 #[test]

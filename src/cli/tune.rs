@@ -202,12 +202,7 @@ struct Output {
 
 impl Output {
     fn reserve(target: &Path, force: bool) -> anyhow::Result<Self> {
-        if !force && std::fs::symlink_metadata(target).is_ok() {
-            bail!(
-                "--output {} exists; pass --force to replace it",
-                target.display()
-            );
-        }
+        Self::replaceable(target, force)?;
         let name = target
             .file_name()
             .with_context(|| format!("--output {} names no file", target.display()))?;
@@ -229,9 +224,35 @@ impl Output {
         })
     }
 
+    /// Fails unless the target is free, or `force` and it is a regular file
+    /// or a symlink: a device, a FIFO, a socket or a folder is never
+    /// replaced.
+    fn replaceable(target: &Path, force: bool) -> anyhow::Result<()> {
+        let Ok(found) = std::fs::symlink_metadata(target) else {
+            return Ok(());
+        };
+        let kind = found.file_type();
+        if !(kind.is_file() || kind.is_symlink()) {
+            bail!(
+                "--output {} is {}, not a regular file; --force replaces only a regular file or a symlink",
+                target.display(),
+                file_kind(&kind)
+            );
+        }
+        if !force {
+            bail!(
+                "--output {} exists; pass --force to replace it",
+                target.display()
+            );
+        }
+        Ok(())
+    }
+
     fn commit(self, text: &str) -> anyhow::Result<()> {
         std::fs::write(&self.staging, text)
             .with_context(|| format!("writing {}", self.staging.display()))?;
+        // Again: something else may have taken the name during the sweep.
+        Self::replaceable(&self.target, self.force)?;
         let placed = if self.force {
             // rename replaces a symlink at the target; it never follows it.
             std::fs::rename(&self.staging, &self.target)
@@ -248,5 +269,23 @@ impl Drop for Output {
     fn drop(&mut self) {
         // After a rename the staging name is gone already.
         let _ = std::fs::remove_file(&self.staging);
+    }
+}
+
+/// What a file that is not a regular one is, in words.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
