@@ -62,6 +62,8 @@ fn on_cuda_emulator() -> Option<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // Under `ulimit -v`, threads must not reserve the limit away.
+    tensorswap::sys::memory::fit_allocator_to_address_limit();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -95,22 +95,18 @@ pub(crate) fn run(
 }
 
 /// Refuses, before allocating anything, a size whose buffers do not fit in
-/// the memory available now: two host buffers per size, and on the cpu
-/// backend a third for the "device".
+/// the memory this process may take: two host buffers per size, and on the
+/// cpu backend a third for the "device".
 fn budget(dev: &AnyDevice, largest: usize) -> anyhow::Result<()> {
     let buffers = if dev.info().backend == "cpu" { 3 } else { 2 };
-    let needed = largest.saturating_mul(buffers);
-    if let Some(available) = tensorswap::sys::available_memory() {
-        if needed > available {
-            bail!(
-                "--max-size {} needs {buffers} buffers of that size ({}), but {} of memory is available now; lower --max-size",
-                size::show_approx(largest),
-                size::show_approx(needed),
-                size::show_approx(available)
-            );
-        }
-    }
-    Ok(())
+    super::budget::check(
+        largest.saturating_mul(buffers),
+        &format!(
+            "--max-size {} ({buffers} buffers of that size)",
+            size::show_approx(largest)
+        ),
+        "lower --max-size",
+    )
 }
 
 /// The sizes to measure, checked.

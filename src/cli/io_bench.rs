@@ -162,6 +162,17 @@ impl IoRun {
         let requests = target.size.div_ceil(io_size);
         let window = requests.min(config.queue_depth * config.intra_op_parallelism * dirs.len());
         let alignment = dirs.iter().map(SwapDir::alignment).max().unwrap_or(1);
+        // The window's slabs, and the stamp the slabs are filled from.
+        super::budget::check(
+            window
+                .saturating_mul(io_size.next_multiple_of(alignment))
+                .saturating_add(io_size),
+            &format!(
+                "{window} request buffers of {}",
+                super::size::show_approx(io_size)
+            ),
+            "lower --size, or --io-size (each request in flight has a buffer of its own)",
+        )?;
         let pool = PinnedPool::builder()
             .slab_size(io_size)
             .slabs(window)

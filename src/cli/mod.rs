@@ -1,6 +1,7 @@
 //! The subcommands and their shared helpers.
 
 pub(crate) mod bench;
+mod budget;
 mod cpu;
 mod device_bench;
 pub(crate) mod info;

@@ -50,6 +50,11 @@ const SLAB: usize = 256 << 10;
 const SLABS: usize = 4;
 /// Largest tensor and largest engine request.
 const MAX_LEN: usize = 3 * SLAB + 1000;
+/// Address space a thread's stack takes (std's default).
+const THREAD_STACK: usize = 2 << 20;
+/// Engine writes start before this offset, so a thread's file (and its
+/// model in memory) stays under `FILE_MAX + MAX_LEN` bytes.
+const FILE_MAX: usize = 8 * MAX_LEN;
 
 /// What the threads did, added up.
 #[derive(Debug, Default)]
@@ -77,17 +82,33 @@ pub(crate) fn run(args: &SoakArgs, out: &mut impl Write) -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     }) | 1;
-    let parent = tempfile::Builder::new()
-        .prefix("tensorswap-soak-")
-        .tempdir_in(&args.folder)
-        .with_context(|| format!("creating a folder in {}", args.folder.display()))?;
+    // Each thread's tensors (their bytes, and on the cpu backend their
+    // "device" memory), its engine file's model and a read of it, a few
+    // buffers in flight; the pool.
+    let per_thread = args
+        .tensors
+        .saturating_mul(2 * MAX_LEN)
+        .saturating_add(2 * (FILE_MAX + MAX_LEN) + 3 * MAX_LEN);
+    super::budget::check(
+        per_thread
+            .saturating_add(THREAD_STACK)
+            .saturating_mul(args.threads)
+            .saturating_add(SLABS * SLAB),
+        &format!(
+            "soak with {} threads x {} tensors of up to {} KiB",
+            args.threads,
+            args.tensors,
+            MAX_LEN >> 10
+        ),
+        "lower --threads or --tensors",
+    )?;
     let device = open_device(&args.backend)?;
     let aio = AioConfig::default()
         .with_block_size(64 << 10)
         .with_queue_depth(8)
         .with_parallelism(2);
     let store = SwapStore::builder()
-        .folder(parent.path())
+        .folder(&args.folder)
         .dir_options(DirOptions::default())
         .aio(aio.clone())
         .slab_size(SLAB)
@@ -95,7 +116,14 @@ pub(crate) fn run(args: &SoakArgs, out: &mut impl Write) -> anyhow::Result<()> {
         .build_for(&device)?;
     let pool = store.pool().clone();
     let engine = AnyEngine::new(tensorswap::EngineKind::Auto, &aio)?;
-    let dir = SwapDir::create(parent.path())?;
+    let dir = SwapDir::create(&args.folder)?;
+    // Swap folders of their own (swept by a later run if this one dies).
+    let folders: Vec<PathBuf> = store
+        .dirs()
+        .iter()
+        .chain([&dir])
+        .map(|d| d.path().to_path_buf())
+        .collect();
     let swapper = Swapper::new(device, store)?;
     writeln!(
         out,
@@ -138,12 +166,8 @@ pub(crate) fn run(args: &SoakArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let stats = pool.stats();
     ensure!(stats.leased == 0, "the pool is not whole: {stats:?}");
     drop((swapper, dir));
-    let left: Vec<_> = std::fs::read_dir(parent.path())?.collect();
-    ensure!(
-        left.is_empty(),
-        "{} entries left in the swap folder's parent",
-        left.len()
-    );
+    let left: Vec<&PathBuf> = folders.iter().filter(|f| f.exists()).collect();
+    ensure!(left.is_empty(), "swap folders left behind: {left:?}");
     writeln!(
         out,
         "soak: {} operations ({} swapper, {} engine), {:.2} GB checked byte for byte, 0 wrong; pool whole (peak {} of {SLABS} slabs), folders removed",
@@ -173,9 +197,23 @@ impl Rng {
 }
 
 /// Bytes of `len` from `seed`.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
+/// `len` pseudo-random bytes; running out of memory is an error, not an
+/// abort.
+fn pattern(seed: u64, len: usize) -> anyhow::Result<Vec<u8>> {
     let mut rng = Rng(seed | 1);
-    (0..len).map(|_| rng.next() as u8).collect()
+    let mut bytes = zeroed(len)?;
+    bytes.iter_mut().for_each(|b| *b = rng.next() as u8);
+    Ok(bytes)
+}
+
+/// `len` zero bytes, or an error where the allocator refuses.
+fn zeroed(len: usize) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(len)
+        .with_context(|| format!("allocating {len} bytes"))?;
+    bytes.resize(len, 0);
+    Ok(bytes)
 }
 
 /// One thread: its tensors and their expected bytes, its engine file and
@@ -219,7 +257,7 @@ impl<'a> Worker<'a> {
     /// Registers tensor `i` with fresh bytes of a random length.
     fn put(&mut self, i: usize) -> anyhow::Result<()> {
         let len = self.rng.below(MAX_LEN + 1);
-        let bytes = pattern(self.rng.next(), len);
+        let bytes = pattern(self.rng.next(), len)?;
         let dev = self.swapper.device();
         let mut host = dev.alloc_host(len)?;
         host.copy_from_slice(&bytes);
@@ -285,14 +323,14 @@ impl<'a> Worker<'a> {
                 let got = self.swapper.device().download_shared(
                     handle.buffer(),
                     0,
-                    vec![0u8; self.bytes[i].len()],
+                    zeroed(self.bytes[i].len())?,
                 )?;
                 self.expect(i, &got, "get after prefetch")?;
             }
             3 => {
                 let got = self
                     .swapper
-                    .swap_into(self.ids[i], vec![0u8; self.bytes[i].len()])
+                    .swap_into(self.ids[i], zeroed(self.bytes[i].len())?)
                     .map_err(|r| r.error)?;
                 self.expect(i, &got, "swap_into")?;
             }
@@ -314,7 +352,7 @@ impl<'a> Worker<'a> {
                 self.swapper.swap_in(&[self.ids[i]])?.wait()?;
                 let got = self
                     .swapper
-                    .swap_into(self.ids[i], vec![0u8; self.bytes[i].len()])
+                    .swap_into(self.ids[i], zeroed(self.bytes[i].len())?)
                     .map_err(|r| r.error)?;
                 self.expect(i, &got, "round trip")?;
             }
@@ -325,13 +363,18 @@ impl<'a> Worker<'a> {
     fn engine_op(&mut self) -> anyhow::Result<()> {
         let len = self.contents.len();
         if len == 0 || self.rng.below(2) == 0 {
-            let offset = self.rng.below(len + 1);
+            let offset = self.rng.below(len.min(FILE_MAX) + 1);
             let n = 1 + self.rng.below(MAX_LEN);
-            let bytes = pattern(self.rng.next(), n);
-            self.engine
-                .write(&self.file, offset as u64, bytes.clone())?
-                .wait()?;
+            let bytes = self
+                .engine
+                .write(&self.file, offset as u64, pattern(self.rng.next(), n)?)?
+                .wait()?
+                .buf;
             if self.contents.len() < offset + n {
+                let more = offset + n - self.contents.len();
+                self.contents
+                    .try_reserve_exact(more)
+                    .with_context(|| format!("allocating {more} bytes"))?;
                 self.contents.resize(offset + n, 0);
             }
             self.contents[offset..offset + n].copy_from_slice(&bytes);
@@ -340,7 +383,7 @@ impl<'a> Worker<'a> {
             let n = 1 + self.rng.below(len - offset);
             let got = self
                 .engine
-                .read(&self.file, offset as u64, vec![0u8; n])?
+                .read(&self.file, offset as u64, zeroed(n)?)?
                 .wait()?
                 .buf;
             if got[..] != self.contents[offset..offset + n] {
@@ -370,14 +413,14 @@ impl<'a> Worker<'a> {
         for i in 0..self.ids.len() {
             let got = self
                 .swapper
-                .swap_into(self.ids[i], vec![0u8; self.bytes[i].len()])
+                .swap_into(self.ids[i], zeroed(self.bytes[i].len())?)
                 .map_err(|r| r.error)?;
             self.expect(i, &got, "final check")?;
             self.swapper.remove(self.ids[i])?;
         }
         let len = self.contents.len();
         if len > 0 {
-            let got = self.engine.read(&self.file, 0, vec![0u8; len])?.wait()?.buf;
+            let got = self.engine.read(&self.file, 0, zeroed(len)?)?.wait()?.buf;
             ensure!(
                 got == self.contents,
                 "the engine file differs from what was written"

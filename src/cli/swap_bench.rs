@@ -101,6 +101,29 @@ pub(crate) fn run(
         "--size must give each tensor at least 1 byte"
     );
     let target = common.target;
+    // The pool's slabs, the largest tensor's host buffers, and on the cpu
+    // backend the tensors themselves ("device" memory is host memory).
+    let largest = tensor_sizes(target.size, args.tensors)
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+    let resident = if device.info().backend == "cpu" {
+        target.size
+    } else {
+        0
+    };
+    super::budget::check(
+        args.slabs
+            .saturating_mul(args.slab_size)
+            .saturating_add(largest.saturating_mul(2))
+            .saturating_add(resident),
+        &format!(
+            "--size {} on the {} backend",
+            super::size::show_approx(target.size),
+            device.info().backend
+        ),
+        "lower --size (or --slabs / --slab-size)",
+    )?;
     let builder = SwapStore::builder()
         .folders(&target.folders)
         .dir_options(

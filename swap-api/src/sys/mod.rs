@@ -2,7 +2,8 @@
 //! directly: each submodule wraps one facility in a small type.
 //!
 //! Public for the backends: [`aligned`] (aligned allocations, on huge pages
-//! from 2 MiB), [`memlock`] (page locking and its limit) and [`page_size`];
+//! from 2 MiB), [`memlock`] (page locking and its limit), [`memory`] (how
+//! much may still be allocated) and [`page_size`];
 //! for reports, [`volume`] (a folder's file system and free space). Crate-private: `fs`
 //! (`pread`/`pwrite`, `statx`, `openat`, ...) and `eventfd`.
 //!
@@ -22,6 +23,7 @@ pub mod aligned;
 pub(crate) mod eventfd;
 pub(crate) mod fs;
 pub mod memlock;
+pub mod memory;
 pub mod volume;
 
 /// The system page size in bytes (4096 when it cannot be queried).
@@ -34,13 +36,12 @@ pub fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
-/// Memory the kernel says can be allocated now without swapping
-/// (`MemAvailable` of `/proc/meminfo`), in bytes, if it tells.
+/// Bytes this process may still allocate, if anything tells: the least of
+/// what the kernel says is available, what its memory cgroup leaves and
+/// what `RLIMIT_AS` leaves ([`memory::tightest`], which also says which).
 pub fn available_memory() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
+    let room = memory::tightest()?.room();
+    Some(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
 /// Physical memory of this machine in bytes, if the OS tells.

@@ -1,0 +1,165 @@
+//! The `tensorswap` command under memory limits and after being killed:
+//! every mode refuses what will not fit before allocating it, running out
+//! anyway is an error and not an abort, and what a killed run leaves is
+//! swept by the next.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tensorswap"));
+    command.args(args);
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs with `RLIMIT_AS` set to `bytes` in the child.
+fn with_address_space(bytes: u64, args: &[&str]) -> Output {
+    let mut command = command(args);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command.output().expect("the tensorswap binary runs")
+}
+
+/// Sizes far beyond this machine are refused at once, with the figures and
+/// the knob, by every mode that would allocate them.
+#[test]
+fn every_mode_refuses_what_memory_cannot_hold_before_allocating() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let output = tempfile::tempdir().expect("tempdir");
+    let aio = output
+        .path()
+        .join("aio.json")
+        .to_string_lossy()
+        .into_owned();
+    for (args, knob) in [
+        (
+            &["bench", "--only", "files", "--size", "1000T"][..],
+            "lower --size",
+        ),
+        (&["bench", "--size", "1000T"][..], "lower --size"),
+        (
+            &["bench", "--only", "device", "--max-size", "1000T"][..],
+            "lower --max-size",
+        ),
+        (
+            &["tune", "--size", "1000T", "--output", &aio][..],
+            "lower --size",
+        ),
+        (
+            &["soak", "--tensors", "100000000"][..],
+            "lower --threads or --tensors",
+        ),
+    ] {
+        let started = Instant::now();
+        let mut command = command(args);
+        if args[..2] != ["bench", "--only"] || args[2] != "device" {
+            command.args(["--folder", &folder]);
+        }
+        let out = command.output().expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(knob) && stderr.contains("may allocate only"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} was refused only after working"
+        );
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).expect("listing").count(), 0);
+}
+
+/// Under an address-space limit (`ulimit -v`, `prlimit --as`) the limit is
+/// named; the soak never aborts, whatever the limit lets it do.
+#[test]
+fn an_address_space_limit_is_named_and_running_out_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let out = with_address_space(
+        512 << 20,
+        &[
+            "bench", "--only", "files", "--size", "1G", "--folder", &folder,
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("RLIMIT_AS"), "{stderr}");
+    for limit in [64u64 << 20, 300 << 20] {
+        let out = with_address_space(limit, &["soak", "--seconds", "2", "--folder", &folder]);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            None,
+            "soak under a {limit}-byte address space was killed: {stderr}"
+        );
+        if !out.status.success() {
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(
+                ["RLIMIT_AS", "allocat", "memory"]
+                    .iter()
+                    .any(|w| stderr.contains(w)),
+                "{stderr}"
+            );
+        }
+    }
+    // A later run sweeps whatever a failed one left.
+    let out = command(&[
+        "bench", "--only", "files", "--size", "64K", "--folder", &folder,
+    ])
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_dir(dir.path()).expect("listing").count(), 0);
+}
+
+/// A soak killed with SIGKILL leaves swap folders whose owner is dead; the
+/// next run in the same folder removes them.
+#[test]
+fn the_folders_of_a_killed_soak_are_swept_by_the_next_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let mut soak = command(&["soak", "--seconds", "60", "--folder", &folder])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("soak starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(dir.path()).expect("listing").count() < 2 {
+        assert!(Instant::now() < deadline, "the soak made no swap folders");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    soak.kill().expect("SIGKILL");
+    soak.wait().expect("reaped");
+    assert!(std::fs::read_dir(dir.path()).expect("listing").count() >= 2);
+    let out = command(&[
+        "bench", "--only", "files", "--size", "64K", "--folder", &folder,
+    ])
+    .output()
+    .expect("runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("listing")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
