@@ -19,16 +19,21 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs with `RLIMIT_AS` set to `bytes` in the child.
 fn with_address_space(bytes: u64, args: &[&str]) -> Output {
+    with_limit(libc::RLIMIT_AS, bytes, args)
+}
+
+/// Runs with the limit `resource` set to `value` in the child.
+fn with_limit(resource: libc::__rlimit_resource_t, value: u64, args: &[&str]) -> Output {
     let mut command = command(args);
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between
     // fork and exec.
     unsafe {
         command.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: bytes,
-                rlim_max: bytes,
+                rlim_cur: value,
+                rlim_max: value,
             };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) == 0 {
+            if libc::setrlimit(resource, &limit) == 0 {
                 Ok(())
             } else {
                 Err(std::io::Error::last_os_error())
@@ -162,4 +167,41 @@ fn the_folders_of_a_killed_soak_are_swept_by_the_next_run() {
         .map(|e| e.expect("entry").file_name())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Short of file descriptors (`ulimit -n`), a striped run fails at one
+/// step or another of setting up its folders, with the reason, and leaves
+/// none of them behind.
+#[test]
+fn a_striped_run_short_of_descriptors_leaves_no_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folders: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            let f = dir.path().join(n);
+            std::fs::create_dir(&f).expect("folder");
+            f.to_string_lossy().into_owned()
+        })
+        .collect();
+    for limit in 8..=20 {
+        for only in ["files", "swap"] {
+            let mut args = vec!["bench", "--only", only, "--size", "1M"];
+            for f in &folders {
+                args.extend(["--folder", f]);
+            }
+            let out = with_limit(libc::RLIMIT_NOFILE, limit, &args);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.signal(), None, "{stderr}");
+            if !out.status.success() {
+                assert!(stderr.contains("Too many open files"), "{stderr}");
+            }
+            for f in &folders {
+                let left: Vec<_> = std::fs::read_dir(f).expect("listing").collect();
+                assert!(
+                    left.is_empty(),
+                    "--only {only} under {limit} descriptors left {left:?} in {f}: {stderr}"
+                );
+            }
+        }
+    }
 }

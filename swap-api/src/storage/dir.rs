@@ -307,7 +307,13 @@ fn make_private_dir(parent: &Path, kept: bool) -> Result<(PathBuf, File, Option<
             Ok(handle) => handle,
             // A sweep took the new, still unlocked folder for abandoned.
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(cause) => return Err(error("open", cause)),
+            Err(cause) => {
+                // Still empty: nothing but its name to take back.
+                if let Err(err) = std::fs::remove_dir(&path) {
+                    tracing::warn!(path = %path.display(), %err, "could not remove a swap folder that could not be opened");
+                }
+                return Err(error("open", cause));
+            }
         };
         if kept {
             return Ok((path, handle, None));

@@ -11,14 +11,18 @@
 //!
 //! A folder is removed only when all of these hold: its name has the shape
 //! above, it is a real folder (not a symlink) owned by this user, its lock
-//! can be taken, and everything in it has a name tensorswap gives. Anything
-//! else is left where it is, with a warning when it looks abandoned.
+//! can be taken, and everything in it has a name tensorswap gives. A folder
+//! with no lock file must be empty and older than ten seconds: younger, it
+//! is a live process's, caught between making the folder and locking it.
+//! Anything else is left where it is, with a warning when it looks
+//! abandoned.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use crate::sys::fs::{open_at, rmdir_at, try_lock, unlink_at};
 use crate::{Error, Result};
@@ -56,6 +60,7 @@ pub(super) fn remove_stale(parent: &Path) -> Result<StaleSweep> {
         }
     };
     let handle = File::open(parent).map_err(error("open folder"))?;
+    let started = SystemTime::now();
     let mut sweep = StaleSweep::default();
     for entry in std::fs::read_dir(parent).map_err(error("list folder"))? {
         let Ok(entry) = entry else { continue };
@@ -65,7 +70,7 @@ pub(super) fn remove_stale(parent: &Path) -> Result<StaleSweep> {
         if !is_folder_name(&name) {
             continue;
         }
-        match remove_if_abandoned(&handle, parent, &name) {
+        match remove_if_abandoned(&handle, parent, &name, started) {
             Ok(Some(bytes)) => {
                 sweep.removed += 1;
                 sweep.bytes += bytes;
@@ -111,12 +116,18 @@ fn is_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `Ok(Some(bytes))`: removed. `Ok(None)`: in use, gone, or not ours.
-/// `Err(reason)`: abandoned but not removed.
+/// How long an empty folder with no lock file is taken for one a live
+/// process has just made (between its `mkdir` and its lock) rather than an
+/// abandoned one.
+const NEW_FOLDER_GRACE: Duration = Duration::from_secs(10);
+
+/// `Ok(Some(bytes))`: removed. `Ok(None)`: in use, being made, gone, or
+/// not ours. `Err(reason)`: abandoned but not removed.
 fn remove_if_abandoned(
     parent: &File,
     parent_path: &Path,
     name: &str,
+    started: SystemTime,
 ) -> std::result::Result<Option<u64>, String> {
     let c_name = CString::new(name).map_err(|e| e.to_string())?;
     let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
@@ -143,6 +154,17 @@ fn remove_if_abandoned(
         .map_err(|e| format!("cannot list it: {e}"))?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
+    if held.is_none() && names.is_empty() {
+        // Made moments ago (or in the future, by a clock that moved): a
+        // process between creating the folder and locking it.
+        let recent = dir
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_or(true, |made| made + NEW_FOLDER_GRACE > started);
+        if recent {
+            return Ok(None);
+        }
+    }
     if held.is_none() && !names.is_empty() {
         // A folder being created has no lock for an instant, but nothing else
         // in it either.
@@ -208,6 +230,7 @@ mod tests {
             ],
         );
         let half_made = abandoned(p, "tensorswap-4000001-1", &[]);
+        age(&half_made);
         let foreign = abandoned(
             p,
             "tensorswap-4000001-2",
@@ -243,6 +266,28 @@ mod tests {
             "the freed lock"
         );
         assert!(!busy.exists());
+    }
+
+    /// Dates a folder a minute back.
+    fn age(path: &Path) {
+        let minute_ago = SystemTime::now() - Duration::from_secs(60);
+        File::open(path).unwrap().set_modified(minute_ago).unwrap();
+    }
+
+    /// A live process's brand-new folder, caught between its `mkdir` and
+    /// its lock, is neither removed nor reported as abandoned; once old,
+    /// an empty unlocked folder is.
+    #[test]
+    fn a_folder_being_made_is_left_alone() {
+        let parent = tempfile::tempdir().unwrap();
+        let p = parent.path();
+        let new = abandoned(p, "tensorswap-4000002-0", &[]);
+        let sweep = SwapDir::remove_stale(p).unwrap();
+        assert_eq!(sweep, StaleSweep::default());
+        assert!(new.exists());
+        age(&new);
+        assert_eq!(SwapDir::remove_stale(p).unwrap().removed, 1);
+        assert!(!new.exists());
     }
 
     #[test]
