@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     if let Err(err) = cli::interrupt::install() {
         tracing::warn!(%err, "no handlers for SIGINT/SIGTERM/SIGHUP: a signal ends the run without removing its swap folder (the next run removes it)");
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::Stdout(std::io::stdout().lock());
     let outcome = match args.command {
         Command::Info(info) => cli::info::run(&info, &mut out),
         Command::Bench(bench) => {

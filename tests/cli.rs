@@ -992,3 +992,66 @@ fn bad_striping_options_are_refused() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// Options a user gets wrong are refused with the reason: a negative size,
+/// an ambiguous unit, `--read` with `--write`, one folder given twice; and
+/// a failure to write the report names standard output.
+#[test]
+fn ambiguous_and_contradictory_options_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let again = format!("{folder}/");
+    for (args, says) in [
+        (&["bench", "--size", "-1"][..], "cannot be negative"),
+        (
+            &["bench", "--only", "files", "--io-size", "-4K"][..],
+            "cannot be negative",
+        ),
+        (&["bench", "--size", "1MB"][..], "ambiguous"),
+        (&["tune", "--block-sizes", "1M,4MB"][..], "ambiguous"),
+        (
+            &["bench", "--only", "files", "--read", "--write"][..],
+            "cannot be used with",
+        ),
+        (
+            &[
+                "bench", "--only", "files", "--size", "1M", "--folder", &folder, "--folder", &again,
+            ][..],
+            "are the same folder",
+        ),
+        (
+            &[
+                "bench", "--size", "1M", "--folder", &folder, "--folder", &again,
+            ][..],
+            "are the same folder",
+        ),
+    ] {
+        let out = tensorswap(args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let help = text(&tensorswap(&["bench", "--help"]).stdout);
+    assert!(
+        help.contains("powers of 1024") && help.contains("10^9"),
+        "{help}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("listing").count(), 0);
+
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_tensorswap"))
+        .arg("info")
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writing to standard output: No space left"),
+        "{stderr}"
+    );
+}

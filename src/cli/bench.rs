@@ -28,6 +28,7 @@ use super::swap_bench::{self, SwapArgs};
 
 /// Options of `tensorswap bench`.
 #[derive(Debug, Args)]
+#[command(after_help = size::UNITS)]
 pub(crate) struct BenchArgs {
     /// Backend to measure (swap and device parts): auto (the best this
     /// machine runs), cpu, wgpu or cuda.
@@ -88,7 +89,7 @@ struct FileArgs {
     #[command(flatten)]
     target: IoTarget,
     /// Bytes per I/O piece (DeepSpeed `block_size`).
-    #[arg(long, default_value = "1M", value_parser = size::parse)]
+    #[arg(long, default_value = "1M", value_parser = size::parse, allow_hyphen_values = true)]
     block_size: usize,
     /// Pieces in flight per worker (DeepSpeed `queue_depth`).
     #[arg(long, default_value_t = 8)]
@@ -100,7 +101,7 @@ struct FileArgs {
     #[arg(long)]
     single_submit: bool,
     /// Measure reads only (files part; the file is written once first, untimed).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "write")]
     read: bool,
     /// Measure writes only (files part).
     #[arg(long)]

@@ -17,10 +17,10 @@ use super::{interrupt, size};
 #[derive(Debug, Args)]
 pub(crate) struct DeviceArgs {
     /// Smallest transfer size (device part; sizes grow by 4x up to --max-size).
-    #[arg(long, default_value = "4K", value_parser = size::parse)]
+    #[arg(long, default_value = "4K", value_parser = size::parse, allow_hyphen_values = true)]
     min_size: usize,
     /// Largest transfer size (device part).
-    #[arg(long, default_value = "256M", value_parser = size::parse)]
+    #[arg(long, default_value = "256M", value_parser = size::parse, allow_hyphen_values = true)]
     max_size: usize,
     /// Repetitions per size and operation (device part; default: enough to
     /// move ~2 GiB, 5 to 1000).

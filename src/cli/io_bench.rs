@@ -26,10 +26,10 @@ pub(crate) struct IoTarget {
     #[arg(id = "folder", long = "folder", default_values_os_t = [std::env::temp_dir()])]
     pub(crate) folders: Vec<PathBuf>,
     /// Bytes written and read per loop.
-    #[arg(long, default_value = "1G", value_parser = size::parse)]
+    #[arg(long, default_value = "1G", value_parser = size::parse, allow_hyphen_values = true)]
     pub(crate) size: usize,
     /// Bytes per request (each with its own ticket; default: one request of --size).
-    #[arg(long, value_parser = size::parse)]
+    #[arg(long, value_parser = size::parse, allow_hyphen_values = true)]
     pub(crate) io_size: Option<usize>,
     /// I/O engine: auto, uring or threads.
     #[arg(long, default_value = "auto", value_parser = parse_engine)]
@@ -150,6 +150,7 @@ impl IoRun {
         let options = DirOptions::default()
             .direct_io(policy)
             .checksums(!target.no_checksums);
+        SwapDir::check_distinct(&target.folders)?;
         let mut dirs = Vec::with_capacity(target.folders.len());
         let mut engines = Vec::with_capacity(target.folders.len());
         for folder in &target.folders {

@@ -1,10 +1,17 @@
 //! Byte sizes on the command line and in tables: `4K`, `256M`, `1G` (powers of 1024).
 
+/// What every size option's `--help` says of its units.
+pub(crate) const UNITS: &str = "Sizes are bytes, or K, M, G, T (KiB, MiB, GiB, TiB): powers of 1024. KB, MB, GB, TB are refused as ambiguous; rates are printed in GB/s (10^9 bytes) and GiB/s.";
+
 /// Parses `123`, `4K`, `4KiB`, `256M`, `1G`, `1T` (case-insensitive, powers
 /// of 1024), with or without a space before the unit, so what [`show`]
-/// prints (`256 MiB`) parses back.
+/// prints (`256 MiB`) parses back. `KB`, `MB`, `GB` and `TB` are refused:
+/// they read as powers of 1000 as often as of 1024.
 pub(crate) fn parse(text: &str) -> Result<usize, String> {
     let t = text.trim();
+    if t.starts_with('-') {
+        return Err(format!("{text:?}: a size cannot be negative"));
+    }
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let unit = unit.trim_start();
@@ -13,10 +20,17 @@ pub(crate) fn parse(text: &str) -> Result<usize, String> {
         .map_err(|_| format!("{text:?} is not a size (examples: 4096, 4K, 256M, 1G)"))?;
     let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        "kb" | "mb" | "gb" | "tb" => {
+            let binary = format!("{}{}", &unit[..1], "iB");
+            return Err(format!(
+                "{text:?}: {unit} is ambiguous (powers of 1000 or of 1024?); write {digits}{} or {digits}{binary} for powers of 1024",
+                &unit[..1]
+            ));
+        }
         _ => {
             return Err(format!(
                 "{text:?}: unknown unit {unit:?} (use K, M, G or T)"
@@ -88,7 +102,7 @@ mod tests {
         #[test]
         fn number_and_unit_scale_or_overflow(
             n in any::<u64>(),
-            unit in prop::sample::select(&["", "b", "K", "kb", "KiB", "m", "MB", "mib", "G", "gB", "GiB", "t", "TB", "TiB"][..]),
+            unit in prop::sample::select(&["", "b", "K", "k", "KiB", "m", "M", "mib", "G", "g", "GiB", "t", "T", "TiB"][..]),
             pad in prop::sample::select(&["", " ", "\t"][..]),
         ) {
             let shift = match unit.chars().next().map(|c| c.to_ascii_lowercase()) {
@@ -116,6 +130,12 @@ mod tests {
         assert_eq!(parse("256 MiB"), Ok(256 << 20));
         assert!(parse("12Q").unwrap_err().contains("unknown unit"));
         assert!(parse("K").is_err());
+        assert!(parse("-1").unwrap_err().contains("cannot be negative"));
+        for ambiguous in ["1MB", "4kb", "2 GB", "1tB"] {
+            let why = parse(ambiguous).unwrap_err();
+            assert!(why.contains("ambiguous"), "{why}");
+        }
+        assert!(parse("1MB").unwrap_err().contains("write 1M or 1MiB"));
         assert!(parse("99999999999T").unwrap_err().contains("does not fit"));
         assert_eq!(show(4096), "4 KiB");
         assert_eq!(show(256 << 20), "256 MiB");

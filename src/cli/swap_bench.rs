@@ -27,7 +27,7 @@ pub(crate) struct SwapArgs {
     #[arg(long, default_value_t = 64)]
     tensors: usize,
     /// Bytes per pinned slab (swap part; tensors larger than a slab stream through several).
-    #[arg(long, default_value = "16M", value_parser = size::parse)]
+    #[arg(long, default_value = "16M", value_parser = size::parse, allow_hyphen_values = true)]
     slab_size: usize,
     /// Pinned slabs (swap part): how many chunks can be in flight.
     #[arg(long, default_value_t = 4)]
@@ -40,7 +40,7 @@ pub(crate) struct SwapArgs {
     /// Cap each folder's engine at this many bytes per second (swap part;
     /// e.g. 200M), as if each folder were a drive of that speed: with
     /// several `--folder`s on one disk, shows how striping scales.
-    #[arg(long, value_parser = size::parse)]
+    #[arg(long, value_parser = size::parse, allow_hyphen_values = true)]
     throttle: Option<usize>,
 }
 

@@ -16,11 +16,12 @@ use super::{interrupt, size};
 
 /// Options of `tensorswap tune`.
 #[derive(Debug, Args)]
+#[command(after_help = super::size::UNITS)]
 pub(crate) struct TuneArgs {
     #[command(flatten)]
     target: IoTarget,
     /// Block sizes to try (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values = ["256K", "1M", "4M"], value_parser = size::parse)]
+    #[arg(long, value_delimiter = ',', default_values = ["256K", "1M", "4M"], value_parser = size::parse, allow_hyphen_values = true)]
     block_sizes: Vec<usize>,
     /// Queue depths to try (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [4, 8, 16, 32])]

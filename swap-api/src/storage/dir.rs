@@ -208,6 +208,41 @@ impl SwapDir {
             .join(DirInner::file_name(id).to_string_lossy().as_ref())
     }
 
+    /// Fails with [`Error::Config`] when two of `folders` are the same
+    /// folder (`A` and `A/`, or a symlink to it): striping over one drive
+    /// twice only splits its bandwidth. Folders that cannot be looked up are
+    /// left to the error of creating a swap folder in them.
+    ///
+    /// ```
+    /// use swap_api::{Error, SwapDir};
+    /// let a = tempfile::tempdir()?;
+    /// let again = a.path().join(".");
+    /// let refused = SwapDir::check_distinct(&[a.path(), &again]);
+    /// assert!(matches!(refused, Err(Error::Config { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_distinct<P: AsRef<Path>>(folders: &[P]) -> Result<()> {
+        let mut seen: Vec<((u64, u64), &Path)> = Vec::with_capacity(folders.len());
+        for folder in folders {
+            let folder = folder.as_ref();
+            let Ok(meta) = std::fs::metadata(folder) else {
+                continue;
+            };
+            let id = (meta.dev(), meta.ino());
+            if let Some((_, first)) = seen.iter().find(|(other, _)| *other == id) {
+                return Err(Error::Config {
+                    reason: format!(
+                        "{} and {} are the same folder; give each folder (each drive) once",
+                        first.display(),
+                        folder.display()
+                    ),
+                });
+            }
+            seen.push((id, folder));
+        }
+        Ok(())
+    }
+
     /// Removes the swap folders directly inside `parent` whose processes
     /// died without removing them, and says what it did. Called by every
     /// [`SwapDir::create`]; public for tools that clean a drive.

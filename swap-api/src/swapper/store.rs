@@ -397,6 +397,7 @@ impl SwapStoreBuilder {
             [] => vec![std::env::temp_dir()],
             some => some.to_vec(),
         };
+        SwapDir::check_distinct(&folders)?;
         let dirs = folders
             .iter()
             .map(|folder| SwapDir::create_with(folder, self.dir))
