@@ -205,3 +205,58 @@ fn a_striped_run_short_of_descriptors_leaves_no_folder() {
         }
     }
 }
+
+/// Where the memlock limit keeps io_uring from starting (the kernel charges
+/// its rings to `RLIMIT_MEMLOCK` for a process without `CAP_IPC_LOCK`),
+/// the message says so and what to do. Run as an unprivileged user with a
+/// limit of 0, where the test runs as root and `setpriv` exists; skipped
+/// otherwise, and where this kernel does not charge rings to the limit.
+#[test]
+fn io_uring_refused_by_the_memlock_limit_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let (true, Some(setpriv)) = (root, setpriv) else {
+        eprintln!("skipped: needs root and setpriv to run as an unprivileged user");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let binary = dir.path().join("tensorswap");
+    std::fs::copy(env!("CARGO_BIN_EXE_tensorswap"), &binary).expect("copy");
+    let mut command = Command::new(setpriv);
+    command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    command.arg(&binary).arg("info");
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            let zero = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &zero) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command.output().expect("setpriv runs");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("io_uring:"))
+        .unwrap_or_else(|| panic!("no io_uring line: {stdout}"));
+    if line.contains("Cannot allocate memory") {
+        assert!(
+            line.contains("RLIMIT_MEMLOCK") && line.contains("ulimit -l"),
+            "{line}"
+        );
+    } else {
+        eprintln!("skipped: this kernel starts io_uring under a memlock limit of 0 ({line})");
+    }
+}

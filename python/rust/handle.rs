@@ -11,6 +11,17 @@
 //! - an I/O error raises `OSError` from the call that waits for it, after
 //!   every pending operation has finished;
 //! - dropping a handle with operations in flight finishes them first;
+//! - `wait()` returns once every operation submitted before it, by any
+//!   thread, has completed (a concurrent `wait()` may have reaped them:
+//!   its count and errors are that call's);
+//! - a handle belongs to the process that made it: in a child after
+//!   `fork()` its engine's threads do not exist, so every call raises
+//!   `RuntimeError` and dropping it waits for nothing;
+//! - file names may be `str`, `bytes` (any bytes but NUL) or `os.PathLike`;
+//!   `bool` is refused where a descriptor is taken;
+//! - buffers may be torch tensors, NumPy arrays or other buffer-protocol
+//!   objects (writable for reads);
+//! - a write that fails leaves no empty file of its own making behind;
 //! - unaligned buffers, offsets and lengths work under `O_DIRECT` (the
 //!   engine moves unaligned parts through the page cache);
 //! - writes never truncate, as DeepSpeed's do not.
@@ -19,17 +30,23 @@
 //! take I/O in place, pinned or not; others (non-contiguous, or on a GPU)
 //! go through a locked bounce buffer.
 
-use std::ffi::CString;
+use std::collections::BTreeSet;
+use std::ffi::{CString, OsStr};
+use std::mem::ManuallyDrop;
 use std::os::fd::BorrowedFd;
-use std::sync::{Mutex, MutexGuard};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyRuntimeWarning, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyRuntimeWarning, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use swap_api::{AioConfig, AnyEngine, EngineKind, IoOp, NamedOptions, SwapFile};
+use pyo3::types::{PyBool, PyBytes};
+use swap_api::{AioConfig, AnyEngine, EngineKind, IoEngine, IoOp, NamedOptions, SwapFile};
 
 use crate::locked;
 use crate::op::{tensors, to_py, Op};
-use crate::tensor::{device_type, torch_pinned, TensorRef};
+use crate::tensor::{as_tensor, device_type, torch_pinned, TensorRef};
 
 /// DeepSpeed's `O_DIRECT` alignment unit (`get_alignment` is the
 /// parallelism times this).
@@ -39,27 +56,47 @@ const O_DIRECT_ALIGNMENT: usize = 512;
 #[pyclass(name = "aio_handle", module = "tensorswap._native")]
 pub struct AioHandle {
     config: AioConfig,
+    /// The process that made the handle, the only one its engine's threads
+    /// live in.
+    pid: u32,
+    /// Dropped only in that process: elsewhere, dropping would wait for
+    /// threads that are not there.
+    inner: ManuallyDrop<Inner>,
+}
+
+struct Inner {
     engine: AnyEngine,
-    pending: Mutex<Vec<Op>>,
+    pending: Mutex<Pending>,
+    /// Signalled whenever a `wait()` has finished the operations it took.
+    finished: Condvar,
+}
+
+/// Operations submitted and not yet taken by a `wait()`, and those taken
+/// but not yet finished, by sequence number.
+#[derive(Default)]
+struct Pending {
+    ops: Vec<(u64, Op)>,
+    next: u64,
+    unfinished: BTreeSet<u64>,
 }
 
 /// Where a file comes from.
-enum Target<'a> {
-    Path(&'a str),
+enum Target {
+    Path(PathBuf),
     Fd(i32),
 }
 
 /// One call's operation: which way, which file, where in it, and whether
 /// to check the file against the tensor afterwards.
-struct Call<'a> {
+struct Call {
     op: IoOp,
-    target: Target<'a>,
+    target: Target,
     validate: bool,
     file_offset: i64,
 }
 
-impl<'a> Call<'a> {
-    fn read(filename: &'a str, validate: bool, file_offset: i64) -> Self {
+impl Call {
+    fn read(filename: PathBuf, validate: bool, file_offset: i64) -> Self {
         Self {
             op: IoOp::Read,
             target: Target::Path(filename),
@@ -68,7 +105,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn write(target: Target<'a>, validate: bool, file_offset: i64) -> Self {
+    fn write(target: Target, validate: bool, file_offset: i64) -> Self {
         Self {
             op: IoOp::Write,
             target,
@@ -84,32 +121,109 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Says why a call returns `-1` (a `RuntimeWarning`), and returns it.
 fn refuse(py: Python<'_>, why: String) -> PyResult<i64> {
-    let text = CString::new(format!("tensorswap aio_handle: {why}"))
-        .unwrap_or_else(|_| c"tensorswap aio_handle: refused".to_owned());
-    PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &text, 1)?;
+    warn(py, &format!("tensorswap aio_handle: {why}"))?;
     Ok(-1)
+}
+
+/// A `RuntimeWarning` with `text` (a NUL in it, from a file name, shown as
+/// `\0`).
+fn warn(py: Python<'_>, text: &str) -> PyResult<()> {
+    let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
+    PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &text, 1)
+}
+
+/// A file name as Python gives it: `str`, `bytes` or `os.PathLike`
+/// (`os.fsencode`'s rules, so names that are not UTF-8 work too).
+fn path_of(name: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    if name.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(
+            "a file name must be str, bytes or os.PathLike, not bool",
+        ));
+    }
+    let os = PyModule::import(name.py(), "os")?;
+    let encoded = os.call_method1("fsencode", (name,))?;
+    let bytes = encoded.cast::<PyBytes>()?.as_bytes();
+    if bytes.contains(&0) {
+        return Err(PyValueError::new_err(format!(
+            "a file name cannot contain NUL: {:?}",
+            String::from_utf8_lossy(bytes)
+        )));
+    }
+    Ok(PathBuf::from(OsStr::from_bytes(bytes)))
+}
+
+/// Warns once per process where io_uring could not be had and the thread
+/// engine serves instead.
+fn warn_fallback(py: Python<'_>, engine: &AnyEngine) -> PyResult<()> {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if engine.name() == "uring" || WARNED.swap(true, Ordering::Relaxed) {
+        return Ok(());
+    }
+    let why = match swap_api::UringEngine::available() {
+        Ok(()) => "it could not be set up".to_owned(),
+        Err(reason) => reason.to_string(),
+    };
+    warn(
+        py,
+        &format!("tensorswap: io_uring is not available ({why}); aio_handle uses tensorswap's thread-pool engine (get_engine() says which)"),
+    )
 }
 
 impl AioHandle {
     /// Opens the file of an operation; the error is the reason DeepSpeed
     /// would return `-1` for.
-    fn open(op: IoOp, target: &Target<'_>) -> Result<SwapFile, String> {
+    /// Opens the file of an operation, and says whether this call made it;
+    /// the error is the reason DeepSpeed would return `-1` for.
+    fn open(op: IoOp, target: &Target) -> Result<(SwapFile, bool), String> {
         let options = match op {
             IoOp::Read => NamedOptions::read_only(),
-            IoOp::Write => NamedOptions::read_write().create(true),
+            IoOp::Write => NamedOptions::read_write(),
         }
         // The CRC log assumes the file is ours alone; DeepSpeed's files
         // are shared with other tools.
         .checksums(false);
         match target {
-            Target::Path(path) => SwapFile::open_named(path, options).map_err(|e| e.to_string()),
+            Target::Path(path) if op == IoOp::Read => SwapFile::open_named(path, options)
+                .map(|f| (f, false))
+                .map_err(|e| e.to_string()),
+            Target::Path(path) => {
+                // Made here (and so removed again if the write fails with
+                // nothing written), or there already.
+                let made = SwapFile::open_named(path, options.create(true).exclusive(true));
+                match made {
+                    Ok(file) => Ok((file, true)),
+                    Err(swap_api::Error::File { cause, .. })
+                        if cause.kind() == std::io::ErrorKind::AlreadyExists =>
+                    {
+                        SwapFile::open_named(path, options)
+                            .map(|f| (f, false))
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
             Target::Fd(fd) if *fd < 0 => Err(format!("descriptor {fd} is not open")),
             Target::Fd(fd) => {
                 // SAFETY: only borrowed for the call, which duplicates it;
                 // an fd that is not open fails the duplication, typed.
                 let borrowed = unsafe { BorrowedFd::borrow_raw(*fd) };
-                SwapFile::from_fd(borrowed, options).map_err(|e| e.to_string())
+                SwapFile::from_fd(borrowed, options)
+                    .map(|f| (f, false))
+                    .map_err(|e| e.to_string())
             }
+        }
+    }
+
+    /// Raises unless this is the process that made the handle.
+    fn check_process(&self) -> PyResult<&Inner> {
+        let here = std::process::id();
+        if here == self.pid {
+            Ok(&self.inner)
+        } else {
+            Err(PyRuntimeError::new_err(format!(
+                "this aio_handle was created in process {}, and this is process {here} (a fork): its engine's threads exist only there; make a new aio_handle in this process",
+                self.pid
+            )))
         }
     }
 
@@ -119,18 +233,20 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        call: Call<'_>,
+        call: Call,
         parallel: bool,
     ) -> PyResult<Option<Op>> {
+        let inner = self.check_process()?;
         let Call {
             op,
             target,
             validate,
             file_offset,
         } = call;
-        let nbytes = TensorRef::of(buffer)?.nbytes;
+        let tensor = as_tensor(buffer, op)?;
+        let nbytes = TensorRef::of(&tensor)?.nbytes;
         let name = match &target {
-            Target::Path(p) => (*p).to_owned(),
+            Target::Path(p) => p.display().to_string(),
             Target::Fd(fd) => format!("descriptor {fd}"),
         };
         let Ok(offset) = u64::try_from(file_offset) else {
@@ -148,8 +264,8 @@ impl AioHandle {
             )?;
             return Ok(None);
         }
-        let file = match Self::open(op, &target) {
-            Ok(f) => f,
+        let (file, made) = match Self::open(op, &target) {
+            Ok(opened) => opened,
             Err(why) => {
                 refuse(py, format!("{op} of {name}: {why}"))?;
                 return Ok(None);
@@ -167,7 +283,7 @@ impl AioHandle {
                 return Ok(None);
             }
         }
-        Op::submit(py, &self.engine, op, file, offset, buffer, validate).map(Some)
+        Op::submit(py, &inner.engine, op, file, made, offset, &tensor, validate).map(Some)
     }
 
     /// Submits and, unless `asynchronous`, waits for every pending
@@ -177,13 +293,18 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        call: Call<'_>,
+        call: Call,
         asynchronous: bool,
     ) -> PyResult<i64> {
         let Some(submitted) = self.submit(py, buffer, call, true)? else {
             return Ok(-1);
         };
-        lock(&self.pending).push(submitted);
+        {
+            let mut pending = lock(&self.inner.pending);
+            let seq = pending.next;
+            pending.next += 1;
+            pending.ops.push((seq, submitted));
+        }
         if asynchronous {
             Ok(0)
         } else {
@@ -194,12 +315,12 @@ impl AioHandle {
     /// `read` / `write`: one synchronous operation of the whole buffer,
     /// returning 0 (DeepSpeed's non-parallel calls; earlier asynchronous
     /// operations stay pending).
-    fn whole(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, call: Call<'_>) -> PyResult<i64> {
+    fn whole(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, call: Call) -> PyResult<i64> {
         let Some(mut submitted) = self.submit(py, buffer, call, false)? else {
             return Ok(-1);
         };
-        py.detach(|| submitted.wait()).map_err(to_py)?;
-        submitted.finish(py)?;
+        let waited = py.detach(|| submitted.wait());
+        submitted.finish(py, waited)?;
         Ok(0)
     }
 }
@@ -210,6 +331,7 @@ impl AioHandle {
     #[new]
     #[pyo3(signature = (block_size=1048576, queue_depth=128, single_submit=false, overlap_events=false, intra_op_parallelism=1))]
     fn new(
+        py: Python<'_>,
         block_size: i64,
         queue_depth: i64,
         single_submit: bool,
@@ -232,11 +354,23 @@ impl AioHandle {
             .validate()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let engine = AnyEngine::new(EngineKind::Auto, &config).map_err(to_py)?;
+        warn_fallback(py, &engine)?;
         Ok(Self {
             config,
-            engine,
-            pending: Mutex::new(Vec::new()),
+            pid: std::process::id(),
+            inner: ManuallyDrop::new(Inner {
+                engine,
+                pending: Mutex::default(),
+                finished: Condvar::new(),
+            }),
         })
+    }
+
+    /// The engine in use: `"uring"` (io_uring), or `"threads"` where
+    /// io_uring is not available (said once, with the reason, by a
+    /// `RuntimeWarning`).
+    fn get_engine(&self) -> &'static str {
+        self.inner.engine.name()
     }
 
     /// Bytes per I/O piece.
@@ -275,11 +409,15 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        filename: &str,
+        filename: &Bound<'_, PyAny>,
         validate: bool,
         file_offset: i64,
     ) -> PyResult<i64> {
-        self.whole(py, buffer, Call::read(filename, validate, file_offset))
+        self.whole(
+            py,
+            buffer,
+            Call::read(path_of(filename)?, validate, file_offset),
+        )
     }
 
     /// Synchronous write of the whole buffer; 0, or -1 when refused.
@@ -288,14 +426,14 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        filename: &str,
+        filename: &Bound<'_, PyAny>,
         validate: bool,
         file_offset: i64,
     ) -> PyResult<i64> {
         self.whole(
             py,
             buffer,
-            Call::write(Target::Path(filename), validate, file_offset),
+            Call::write(Target::Path(path_of(filename)?), validate, file_offset),
         )
     }
 
@@ -305,7 +443,7 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        filename: &str,
+        filename: &Bound<'_, PyAny>,
         validate: bool,
         r#async: bool,
         file_offset: i64,
@@ -313,7 +451,7 @@ impl AioHandle {
         self.run(
             py,
             buffer,
-            Call::read(filename, validate, file_offset),
+            Call::read(path_of(filename)?, validate, file_offset),
             r#async,
         )
     }
@@ -324,7 +462,7 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        filename: &str,
+        filename: &Bound<'_, PyAny>,
         validate: bool,
         r#async: bool,
         file_offset: i64,
@@ -332,7 +470,7 @@ impl AioHandle {
         self.run(
             py,
             buffer,
-            Call::write(Target::Path(filename), validate, file_offset),
+            Call::write(Target::Path(path_of(filename)?), validate, file_offset),
             r#async,
         )
     }
@@ -343,10 +481,15 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        filename: &str,
+        filename: &Bound<'_, PyAny>,
         file_offset: i64,
     ) -> PyResult<i64> {
-        self.run(py, buffer, Call::read(filename, false, file_offset), false)
+        self.run(
+            py,
+            buffer,
+            Call::read(path_of(filename)?, false, file_offset),
+            false,
+        )
     }
 
     /// `pwrite(buffer, filename, False, False, file_offset)`.
@@ -355,13 +498,13 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        filename: &str,
+        filename: &Bound<'_, PyAny>,
         file_offset: i64,
     ) -> PyResult<i64> {
         self.run(
             py,
             buffer,
-            Call::write(Target::Path(filename), false, file_offset),
+            Call::write(Target::Path(path_of(filename)?), false, file_offset),
             false,
         )
     }
@@ -373,10 +516,15 @@ impl AioHandle {
         &self,
         py: Python<'_>,
         buffer: &Bound<'_, PyAny>,
-        filename: &str,
+        filename: &Bound<'_, PyAny>,
         file_offset: i64,
     ) -> PyResult<i64> {
-        self.run(py, buffer, Call::read(filename, false, file_offset), true)
+        self.run(
+            py,
+            buffer,
+            Call::read(path_of(filename)?, false, file_offset),
+            true,
+        )
     }
 
     /// Asynchronous write to a file by name, or by descriptor (`fd=`, or an
@@ -389,23 +537,19 @@ impl AioHandle {
         buffer: &Bound<'_, PyAny>,
         filename: Option<&Bound<'_, PyAny>>,
         file_offset: i64,
-        fd: Option<i32>,
+        fd: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
-        let path: String;
         let target = match (filename, fd) {
             (Some(_), Some(_)) => {
                 return Err(PyValueError::new_err(
                     "async_pwrite takes a filename or an fd, not both",
                 ))
             }
-            (None, Some(fd)) => Target::Fd(fd),
-            (Some(f), None) => match f.extract::<i32>() {
-                Ok(fd) => Target::Fd(fd),
-                Err(_) => {
-                    path = f.extract()?;
-                    Target::Path(&path)
-                }
-            },
+            (None, Some(fd)) => Target::Fd(descriptor(fd)?),
+            (Some(f), None) if f.is_instance_of::<pyo3::types::PyInt>() => {
+                Target::Fd(descriptor(f)?)
+            }
+            (Some(f), None) => Target::Path(path_of(f)?),
             (None, None) => {
                 return Err(PyValueError::new_err(
                     "async_pwrite needs a filename or an fd",
@@ -440,21 +584,47 @@ impl AioHandle {
         is_pinned(buffer)
     }
 
-    /// Waits for every pending operation; the count completed since the
-    /// last wait (0 with none). The first failure is raised once all are
-    /// done.
+    /// Waits for every operation submitted before the call, by any thread:
+    /// those no other `wait()` has taken are finished here (the count
+    /// returned; 0 with none), the rest by the `wait()` that took them,
+    /// which this one waits for. The first failure among this call's own
+    /// operations is raised once all are done.
     fn wait(&self, py: Python<'_>) -> PyResult<i64> {
-        let mut ops = std::mem::take(&mut *lock(&self.pending));
+        let inner = self.check_process()?;
+        let (mut ops, before) = {
+            let mut pending = lock(&inner.pending);
+            let ops = std::mem::take(&mut pending.ops);
+            pending.unfinished.extend(ops.iter().map(|(seq, _)| *seq));
+            (ops, pending.next)
+        };
         let outcomes: Vec<swap_api::Result<()>> =
-            py.detach(|| ops.iter_mut().map(Op::wait).collect());
+            py.detach(|| ops.iter_mut().map(|(_, op)| op.wait()).collect());
         let count = ops.len() as i64;
         let mut first: Option<PyErr> = None;
-        for (op, outcome) in ops.into_iter().zip(outcomes) {
-            let finished = outcome.map_err(to_py).and_then(|()| op.finish(py));
-            if let Err(e) = finished {
+        let mut seqs = Vec::with_capacity(ops.len());
+        for ((seq, op), outcome) in ops.into_iter().zip(outcomes) {
+            seqs.push(seq);
+            if let Err(e) = op.finish(py, outcome) {
                 first.get_or_insert(e);
             }
         }
+        {
+            let mut pending = lock(&inner.pending);
+            for seq in seqs {
+                pending.unfinished.remove(&seq);
+            }
+        }
+        inner.finished.notify_all();
+        // Operations submitted before this call that another wait() took.
+        py.detach(|| {
+            let mut pending = lock(&inner.pending);
+            while pending.unfinished.range(..before).next().is_some() {
+                pending = inner
+                    .finished
+                    .wait(pending)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        });
         match first {
             Some(e) => Err(e),
             None => Ok(count),
@@ -464,18 +634,46 @@ impl AioHandle {
 
 impl Drop for AioHandle {
     /// Finishes what is in flight: the engine is done with every tensor,
-    /// and reads land, before the handle goes.
+    /// and reads land, before the handle goes. In another process than the
+    /// one that made it (a fork), nothing: its engine's threads are not
+    /// there to finish or to join, so the handle's memory is left as it is.
     fn drop(&mut self) {
-        let ops = lock(&self.pending).len();
-        if ops == 0 {
+        if std::process::id() != self.pid {
             return;
         }
-        Python::attach(|py| {
-            if let Err(e) = self.wait(py) {
-                e.print(py);
-            }
-        });
+        let ops = lock(&self.inner.pending).ops.len();
+        if ops > 0 {
+            Python::attach(|py| {
+                if let Err(e) = self.wait(py) {
+                    e.print(py);
+                }
+            });
+        }
+        // SAFETY: dropped once, here, in the process that made it.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
     }
+}
+
+/// A descriptor number from Python: an int in `int`'s range (not a bool).
+fn descriptor(fd: &Bound<'_, PyAny>) -> PyResult<i32> {
+    if fd.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(
+            "a file descriptor must be an int, not bool (give a file name as str, bytes or os.PathLike)",
+        ));
+    }
+    let n: i64 = fd.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "a file descriptor must be an int, not {}",
+            fd.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        ))
+    })?;
+    i32::try_from(n).map_err(|_| {
+        PyValueError::new_err(format!(
+            "file descriptor {n} is out of range (descriptors are below 2**31)"
+        ))
+    })
 }
 
 /// `new_cpu_locked_tensor`, shared with `pin_handle`.

@@ -73,6 +73,14 @@ pub fn allocate(nbytes: usize, manage: bool) -> swap_api::Result<(LockedBlock, O
     let locked = unsafe { Locked::new(memory.as_ptr(), memory.len()) };
     let (held, refused) = match locked {
         Ok(l) => (Some(l), None),
+        // The library's advice names a device's pinning switch, which a
+        // Python caller does not have.
+        Err(swap_api::Error::Pin { cause, .. }) => (
+            None,
+            Some(format!(
+                "{cause}: the memlock limit (RLIMIT_MEMLOCK) is too low for it; raise it (`ulimit -l`, or memlock in /etc/security/limits.conf or the container's settings)"
+            )),
+        ),
         Err(e) => (None, Some(e.to_string())),
     };
     let block = Arc::new(Block {

@@ -31,6 +31,9 @@ struct Bounce {
 pub struct Op {
     op: IoOp,
     file: SwapFile,
+    /// The file was made for this write (removed again if it fails with
+    /// nothing written).
+    made: bool,
     offset: u64,
     target: TensorRef,
     bounce: Option<Bounce>,
@@ -42,11 +45,13 @@ pub struct Op {
 impl Op {
     /// Submits `op` of `tensor`'s bytes at `offset` of `file` (writes copy
     /// a tensor that cannot take I/O in place into a bounce buffer first).
+    #[allow(clippy::too_many_arguments)]
     pub fn submit(
         py: Python<'_>,
         engine: &AnyEngine,
         op: IoOp,
         file: SwapFile,
+        made: bool,
         offset: u64,
         tensor: &Bound<'_, PyAny>,
         validate: bool,
@@ -85,13 +90,20 @@ impl Op {
                 // the ticket is waited (`Op::wait`, or the handle's drop).
                 // The caller does not touch a tensor while DeepSpeed's API
                 // has it in flight (its contract, as with DeepNVMe).
-                Some(unsafe { engine.submit(request) }.map_err(to_py)?)
+                match unsafe { engine.submit(request) } {
+                    Ok(pending) => Some(pending),
+                    Err(e) => {
+                        remove_if_made_and_empty(&file, made);
+                        return Err(to_py(e));
+                    }
+                }
             }
             _ => None,
         };
         Ok(Self {
             op,
             file,
+            made,
             offset,
             target,
             bounce,
@@ -105,10 +117,17 @@ impl Op {
         self.pending.take().map_or(Ok(()), PendingOp::wait)
     }
 
-    /// After [`Op::wait`] succeeded: a read's bytes copied from the bounce
-    /// buffer into the tensor, then the validation asked for.
-    pub fn finish(self, py: Python<'_>) -> PyResult<()> {
+    /// After [`Op::wait`], with its outcome: a failure raised (a file this
+    /// write made, still empty, removed first); else a read's bytes copied
+    /// from the bounce buffer into the tensor, then the validation asked
+    /// for.
+    pub fn finish(self, py: Python<'_>, waited: swap_api::Result<()>) -> PyResult<()> {
+        if let Err(e) = waited {
+            remove_if_made_and_empty(&self.file, self.made);
+            return Err(to_py(e));
+        }
         if let (IoOp::Read, Some(bounce)) = (self.op, &self.bounce) {
+            self.target.check_unmoved(py)?;
             self.target
                 .tensor
                 .call_method1(py, "copy_", (bounce.view.bind(py),))?;
@@ -154,6 +173,26 @@ impl Op {
             )));
         }
         Ok(())
+    }
+}
+
+/// Removes a file a failed write made, if it is still empty and still has
+/// its name: nothing was written, and nothing of the caller's is lost.
+fn remove_if_made_and_empty(file: &SwapFile, made: bool) {
+    if !made || !file.is_empty().unwrap_or(false) {
+        return;
+    }
+    let path = file.path();
+    let same = std::fs::symlink_metadata(path)
+        .ok()
+        .zip(file.descriptor(false).try_clone_to_owned().ok())
+        .and_then(|(named, fd)| Some((named, std::fs::File::from(fd).metadata().ok()?)))
+        .is_some_and(|(named, open)| {
+            use std::os::unix::fs::MetadataExt;
+            (named.dev(), named.ino()) == (open.dev(), open.ino())
+        });
+    if same {
+        let _ = std::fs::remove_file(path);
     }
 }
 

@@ -33,6 +33,9 @@ pub struct NamedOptions {
     pub write: bool,
     /// Create the file when it is missing (needs `write`).
     pub create: bool,
+    /// With `create`: fail with `AlreadyExists` unless the file is new
+    /// (`O_EXCL`), so the caller knows the file is of its own making.
+    pub exclusive: bool,
     /// Cut the file to zero length on opening (needs `write`; default off:
     /// an existing file keeps its bytes).
     pub truncate: bool,
@@ -51,6 +54,7 @@ impl NamedOptions {
         Self {
             write: false,
             create: false,
+            exclusive: false,
             truncate: false,
             direct_io: DirectIo::Auto,
             checksums: true,
@@ -68,6 +72,13 @@ impl NamedOptions {
     /// Creates the file when it is missing.
     pub fn create(mut self, create: bool) -> Self {
         self.create = create;
+        self
+    }
+
+    /// With [`create`](Self::create): only a new file; an existing one is
+    /// an [`Error::File`] whose cause is `AlreadyExists`.
+    pub fn exclusive(mut self, exclusive: bool) -> Self {
+        self.exclusive = exclusive;
         self
     }
 
@@ -133,6 +144,7 @@ impl SwapFile {
             .read(true)
             .write(options.write)
             .create(options.create)
+            .create_new(options.create && options.exclusive)
             .truncate(options.truncate)
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
@@ -208,7 +220,7 @@ impl SwapFile {
             buffered,
             path,
             reopen,
-            options.create(false).truncate(false),
+            options.create(false).exclusive(false).truncate(false),
         )
     }
 }

@@ -115,7 +115,7 @@ impl UringEngine {
         for i in 0..config.intra_op_parallelism {
             let ring = IoUring::new(entries).map_err(|err| Error::Unavailable {
                 component: "uring",
-                reason: format!("io_uring_setup failed: {err}"),
+                reason: setup_failed(&err),
             })?;
             let wake = Arc::new(EventFd::new().map_err(|err| Error::Unavailable {
                 component: "uring",
@@ -156,8 +156,30 @@ impl UringEngine {
 
     /// True when this kernel lets this process create an io_uring.
     pub fn available() -> std::result::Result<(), String> {
-        IoUring::new(2).map(drop).map_err(|e| e.to_string())
+        IoUring::new(2).map(drop).map_err(|e| setup_failed(&e))
     }
+}
+
+/// Why `io_uring_setup` failed, with what to do where the cause is known:
+/// `ENOMEM` where the kernel charges rings to `RLIMIT_MEMLOCK`, `EPERM`
+/// where io_uring is switched off (`kernel.io_uring_disabled`) or filtered.
+fn setup_failed(err: &std::io::Error) -> String {
+    let hint = match err.raw_os_error() {
+        Some(libc::ENOMEM) => {
+            let limit = crate::sys::memlock::MemlockLimit::current();
+            match limit.lockable() {
+                Some(bytes) => format!(
+                    "; its rings count against the memlock limit (RLIMIT_MEMLOCK, {bytes} bytes now): raise `ulimit -l`, or use the thread engine"
+                ),
+                None => String::new(),
+            }
+        }
+        Some(libc::EPERM) => {
+            "; io_uring is turned off for this process (sysctl kernel.io_uring_disabled, or a seccomp filter): use the thread engine".into()
+        }
+        _ => String::new(),
+    };
+    format!("io_uring_setup failed: {err}{hint}")
 }
 
 impl IoEngine for UringEngine {
