@@ -320,3 +320,47 @@ def test_a_failed_write_leaves_no_empty_file_of_its_own(folder):
     with pytest.raises(OSError):
         h.sync_pwrite(torch.zeros(4096, dtype=torch.uint8), kept, 2**62)
     assert open(kept, "rb").read() == data
+
+
+def test_without_memlock_the_fallback_and_the_advice_are_said(tmp_path):
+    # An unprivileged user with a memlock limit of 0: io_uring cannot start
+    # on kernels that charge its rings to the limit, and locked tensors stay
+    # unlocked. Needs root (to become one) and setpriv.
+    setpriv = next((p for p in ("/usr/bin/setpriv", "/bin/setpriv") if os.path.exists(p)), None)
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run as an unprivileged user")
+    os.chmod(tmp_path, 0o777)
+    script = """
+import resource, warnings, torch
+from tensorswap import aio_handle
+resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    first = aio_handle()
+    second = aio_handle()
+    t = first.new_cpu_locked_tensor(1 << 20, torch.empty(0, dtype=torch.uint8))
+print("engine", first.get_engine(), second.get_engine())
+for w in caught:
+    print("warning", w.message)
+"""
+    done = subprocess.run(
+        [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    warned = [line for line in lines if line.startswith("warning")]
+    locked = [w for w in warned if "page-locked" in w]
+    assert len(locked) == 1 and "ulimit -l" in locked[0], warned
+    assert not any("pinning off" in w for w in warned), warned
+    engines = next(line for line in lines if line.startswith("engine")).split()[1:]
+    fallback = [w for w in warned if "io_uring is not available" in w]
+    if engines[0] == "threads":
+        assert len(fallback) == 1, f"the fallback is said once: {warned}"
+        assert "get_engine()" in fallback[0]
+    else:
+        assert not fallback, warned
