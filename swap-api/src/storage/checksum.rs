@@ -582,7 +582,7 @@ mod tests {
         ) {
             let file = File::default();
             // Per block, the bytes its record covers (0: unknown).
-            let mut known = vec![0usize; 16];
+            let mut known = [0usize; 16];
             for (offset, len, seed, forget) in ops {
                 let (o, e) = (offset as usize, offset as usize + len);
                 if forget {

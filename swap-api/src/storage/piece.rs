@@ -232,12 +232,10 @@ impl Piece {
             for (block, _) in partial_blocks(self.offset, self.len) {
                 done = done.and(log.partial_write_done(block, result.is_ok(), &read));
             }
-            if result.is_err() {
-                return result;
-            }
+            result?;
             done.map_err(|cause| self.io_error(cause))?;
-        } else if result.is_err() {
-            return result;
+        } else {
+            result?;
         }
         // SAFETY: the request's memory stays valid, and untouched by its
         // owner, until its completion latch closes (IoEngine::submit's
