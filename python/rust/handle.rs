@@ -30,22 +30,20 @@
 //! take I/O in place, pinned or not; others (non-contiguous, or on a GPU)
 //! go through a locked bounce buffer.
 
-use std::collections::BTreeSet;
-use std::ffi::{CString, OsStr};
+use std::ffi::CString;
 use std::mem::ManuallyDrop;
 use std::os::fd::BorrowedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
 
-use pyo3::exceptions::{PyRuntimeError, PyRuntimeWarning, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes};
 use swap_api::{AioConfig, AnyEngine, EngineKind, IoEngine, IoOp, NamedOptions, SwapFile};
 
 use crate::locked;
+use crate::names::{descriptor, path_of};
 use crate::op::{tensors, to_py, Op};
+use crate::queue::Queue;
 use crate::tensor::{as_tensor, device_type, torch_pinned, TensorRef};
 
 /// DeepSpeed's `O_DIRECT` alignment unit (`get_alignment` is the
@@ -66,18 +64,7 @@ pub struct AioHandle {
 
 struct Inner {
     engine: AnyEngine,
-    pending: Mutex<Pending>,
-    /// Signalled whenever a `wait()` has finished the operations it took.
-    finished: Condvar,
-}
-
-/// Operations submitted and not yet taken by a `wait()`, and those taken
-/// but not yet finished, by sequence number.
-#[derive(Default)]
-struct Pending {
-    ops: Vec<(u64, Op)>,
-    next: u64,
-    unfinished: BTreeSet<u64>,
+    queue: Queue,
 }
 
 /// Where a file comes from.
@@ -115,10 +102,6 @@ impl Call {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Says why a call returns `-1` (a `RuntimeWarning`), and returns it.
 fn refuse(py: Python<'_>, why: String) -> PyResult<i64> {
     warn(py, &format!("tensorswap aio_handle: {why}"))?;
@@ -130,26 +113,6 @@ fn refuse(py: Python<'_>, why: String) -> PyResult<i64> {
 fn warn(py: Python<'_>, text: &str) -> PyResult<()> {
     let text = CString::new(text.replace('\0', "\\0")).unwrap_or_default();
     PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &text, 1)
-}
-
-/// A file name as Python gives it: `str`, `bytes` or `os.PathLike`
-/// (`os.fsencode`'s rules, so names that are not UTF-8 work too).
-fn path_of(name: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
-    if name.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(
-            "a file name must be str, bytes or os.PathLike, not bool",
-        ));
-    }
-    let os = PyModule::import(name.py(), "os")?;
-    let encoded = os.call_method1("fsencode", (name,))?;
-    let bytes = encoded.cast::<PyBytes>()?.as_bytes();
-    if bytes.contains(&0) {
-        return Err(PyValueError::new_err(format!(
-            "a file name cannot contain NUL: {:?}",
-            String::from_utf8_lossy(bytes)
-        )));
-    }
-    Ok(PathBuf::from(OsStr::from_bytes(bytes)))
 }
 
 /// Warns once per process where io_uring could not be had and the thread
@@ -299,12 +262,7 @@ impl AioHandle {
         let Some(submitted) = self.submit(py, buffer, call, true)? else {
             return Ok(-1);
         };
-        {
-            let mut pending = lock(&self.inner.pending);
-            let seq = pending.next;
-            pending.next += 1;
-            pending.ops.push((seq, submitted));
-        }
+        self.inner.queue.push(submitted);
         if asynchronous {
             Ok(0)
         } else {
@@ -360,8 +318,7 @@ impl AioHandle {
             pid: std::process::id(),
             inner: ManuallyDrop::new(Inner {
                 engine,
-                pending: Mutex::default(),
-                finished: Condvar::new(),
+                queue: Queue::default(),
             }),
         })
     }
@@ -590,45 +547,7 @@ impl AioHandle {
     /// which this one waits for. The first failure among this call's own
     /// operations is raised once all are done.
     fn wait(&self, py: Python<'_>) -> PyResult<i64> {
-        let inner = self.check_process()?;
-        let (mut ops, before) = {
-            let mut pending = lock(&inner.pending);
-            let ops = std::mem::take(&mut pending.ops);
-            pending.unfinished.extend(ops.iter().map(|(seq, _)| *seq));
-            (ops, pending.next)
-        };
-        let outcomes: Vec<swap_api::Result<()>> =
-            py.detach(|| ops.iter_mut().map(|(_, op)| op.wait()).collect());
-        let count = ops.len() as i64;
-        let mut first: Option<PyErr> = None;
-        let mut seqs = Vec::with_capacity(ops.len());
-        for ((seq, op), outcome) in ops.into_iter().zip(outcomes) {
-            seqs.push(seq);
-            if let Err(e) = op.finish(py, outcome) {
-                first.get_or_insert(e);
-            }
-        }
-        {
-            let mut pending = lock(&inner.pending);
-            for seq in seqs {
-                pending.unfinished.remove(&seq);
-            }
-        }
-        inner.finished.notify_all();
-        // Operations submitted before this call that another wait() took.
-        py.detach(|| {
-            let mut pending = lock(&inner.pending);
-            while pending.unfinished.range(..before).next().is_some() {
-                pending = inner
-                    .finished
-                    .wait(pending)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-            }
-        });
-        match first {
-            Some(e) => Err(e),
-            None => Ok(count),
-        }
+        self.check_process()?.queue.wait(py)
     }
 }
 
@@ -641,8 +560,7 @@ impl Drop for AioHandle {
         if std::process::id() != self.pid {
             return;
         }
-        let ops = lock(&self.inner.pending).ops.len();
-        if ops > 0 {
+        if !self.inner.queue.is_empty() {
             Python::attach(|py| {
                 if let Err(e) = self.wait(py) {
                     e.print(py);
@@ -652,28 +570,6 @@ impl Drop for AioHandle {
         // SAFETY: dropped once, here, in the process that made it.
         unsafe { ManuallyDrop::drop(&mut self.inner) };
     }
-}
-
-/// A descriptor number from Python: an int in `int`'s range (not a bool).
-fn descriptor(fd: &Bound<'_, PyAny>) -> PyResult<i32> {
-    if fd.is_instance_of::<PyBool>() {
-        return Err(PyTypeError::new_err(
-            "a file descriptor must be an int, not bool (give a file name as str, bytes or os.PathLike)",
-        ));
-    }
-    let n: i64 = fd.extract().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "a file descriptor must be an int, not {}",
-            fd.get_type()
-                .name()
-                .map_or_else(|_| "?".into(), |n| n.to_string())
-        ))
-    })?;
-    i32::try_from(n).map_err(|_| {
-        PyValueError::new_err(format!(
-            "file descriptor {n} is out of range (descriptors are below 2**31)"
-        ))
-    })
 }
 
 /// `new_cpu_locked_tensor`, shared with `pin_handle`.

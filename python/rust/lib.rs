@@ -16,6 +16,9 @@
 //!   whether it can take I/O in place), and what keeps its memory alive.
 //! - [`op`]: one submitted read or write and its completion (bounce copy
 //!   back, validation); `tensor`, `locked` and the engine.
+//! - [`names`]: file names and descriptors as Python gives them.
+//! - [`queue`]: a handle's operations in flight and the `wait()`s that
+//!   finish them; `op`.
 //! - [`handle`]: the `aio_handle` class; everything above.
 //! - [`pin`]: the `pin_handle` class of DeepSpeed's `pin_memory` op, on
 //!   the same manager.
@@ -26,8 +29,10 @@ use pyo3::prelude::*;
 
 pub mod handle;
 pub mod locked;
+pub mod names;
 pub mod op;
 pub mod pin;
+pub mod queue;
 pub mod tensor;
 
 /// The module: `aio_handle`, `pin_handle`, and `LockedBlock` (the owner
