@@ -20,7 +20,62 @@ use swap_api::sys::page_size;
 struct Block {
     /// Declared first: unlocked before the memory is freed.
     lock: Mutex<Option<Locked>>,
-    memory: AlignedAlloc,
+    /// Always present; taken only by `Drop`, to be reused.
+    memory: Option<AlignedAlloc>,
+    /// A bounce buffer's: kept for the next one when dropped.
+    scratch: bool,
+}
+
+impl Block {
+    fn memory(&self) -> &AlignedAlloc {
+        // Present until the block's Drop.
+        self.memory.as_ref().expect("a block's memory lives until its drop")
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let (true, Some(memory)) = (self.scratch, self.memory.take()) {
+            spare::put(memory);
+        }
+    }
+}
+
+/// Bounce buffers' memory kept for reuse: fresh memory costs its page
+/// faults (and, where huge pages are off, its zeroing) on every operation.
+mod spare {
+    use std::sync::Mutex;
+
+    use swap_api::sys::aligned::AlignedAlloc;
+
+    /// At most this many bytes are kept.
+    const KEPT: usize = 1 << 30;
+    /// At most this many blocks are kept.
+    const BLOCKS: usize = 8;
+
+    static SPARE: Mutex<Vec<AlignedAlloc>> = Mutex::new(Vec::new());
+
+    fn lock() -> std::sync::MutexGuard<'static, Vec<AlignedAlloc>> {
+        SPARE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A kept block of at least `len` bytes and at most twice that.
+    pub(super) fn take(len: usize) -> Option<AlignedAlloc> {
+        let mut spare = lock();
+        let i = spare
+            .iter()
+            .position(|m| m.len() >= len && m.len() / 2 <= len)?;
+        Some(spare.swap_remove(i))
+    }
+
+    /// Keeps `memory` if there is room, else frees it.
+    pub(super) fn put(memory: AlignedAlloc) {
+        let mut spare = lock();
+        let kept: usize = spare.iter().map(AlignedAlloc::len).sum();
+        if spare.len() < BLOCKS && kept + memory.len() <= KEPT {
+            spare.push(memory);
+        }
+    }
 }
 
 /// The owner of a locked block's memory, held by the tensor over it (the
@@ -35,13 +90,13 @@ impl LockedBlock {
     /// The block's address.
     #[getter]
     pub fn address(&self) -> usize {
-        self.block.memory.as_ptr() as usize
+        self.block.memory().as_ptr() as usize
     }
 
     /// The block's length in bytes.
     #[getter]
     fn nbytes(&self) -> usize {
-        self.block.memory.len()
+        self.block.memory().len()
     }
 
     /// Whether `mlock` holds the block in RAM (false where the memlock
@@ -85,12 +140,31 @@ pub fn allocate(nbytes: usize, manage: bool) -> swap_api::Result<(LockedBlock, O
     };
     let block = Arc::new(Block {
         lock: Mutex::new(held),
-        memory,
+        memory: Some(memory),
+        scratch: false,
     });
     if manage {
-        lock(managed()).insert(block.memory.as_ptr() as usize, Arc::clone(&block));
+        lock(managed()).insert(block.memory().as_ptr() as usize, Arc::clone(&block));
     }
     Ok((LockedBlock { block }, refused))
+}
+
+/// A bounce buffer of `nbytes` (at least one byte): not locked (the
+/// engine needs no locked memory), not managed, and kept for reuse once
+/// the last tensor over it is gone.
+pub fn scratch(nbytes: usize) -> swap_api::Result<LockedBlock> {
+    let len = nbytes.max(1);
+    let memory = match spare::take(len) {
+        Some(memory) => memory,
+        None => AlignedAlloc::zeroed(len, page_size())?,
+    };
+    Ok(LockedBlock {
+        block: Arc::new(Block {
+            lock: Mutex::new(None),
+            memory: Some(memory),
+            scratch: true,
+        }),
+    })
 }
 
 /// Takes the block starting at `address` out of the manager and unlocks
@@ -111,5 +185,5 @@ pub fn is_managed(address: usize, nbytes: usize) -> bool {
     };
     address
         .checked_add(nbytes)
-        .is_some_and(|end| end <= start + block.memory.len())
+        .is_some_and(|end| end <= start + block.memory().len())
 }

@@ -60,7 +60,7 @@ impl Op {
         let (address, bounce) = if target.in_place {
             (target.address, None)
         } else {
-            let (block, _) = locked::allocate(target.nbytes, false).map_err(to_py)?;
+            let block = locked::scratch(target.nbytes).map_err(to_py)?;
             let address = block.address();
             let block = Py::new(py, block)?;
             let view = tensors(py)?.call_method1("bounce_view", (tensor, &block))?;
