@@ -29,7 +29,9 @@ struct Block {
 impl Block {
     fn memory(&self) -> &AlignedAlloc {
         // Present until the block's Drop.
-        self.memory.as_ref().expect("a block's memory lives until its drop")
+        self.memory
+            .as_ref()
+            .expect("a block's memory lives until its drop")
     }
 }
 
@@ -56,7 +58,9 @@ mod spare {
     static SPARE: Mutex<Vec<AlignedAlloc>> = Mutex::new(Vec::new());
 
     fn lock() -> std::sync::MutexGuard<'static, Vec<AlignedAlloc>> {
-        SPARE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        SPARE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A kept block of at least `len` bytes and at most twice that.
