@@ -25,6 +25,12 @@ fn with_address_space(bytes: u64, args: &[&str]) -> Output {
 /// Runs with the limit `resource` set to `value` in the child.
 fn with_limit(resource: libc::__rlimit_resource_t, value: u64, args: &[&str]) -> Output {
     let mut command = command(args);
+    limit(&mut command, resource, value);
+    command.output().expect("the tensorswap binary runs")
+}
+
+/// Sets the limit `resource` to `value` in `command`'s child.
+fn limit(command: &mut Command, resource: libc::__rlimit_resource_t, value: u64) {
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between
     // fork and exec.
     unsafe {
@@ -40,7 +46,6 @@ fn with_limit(resource: libc::__rlimit_resource_t, value: u64, args: &[&str]) ->
             }
         });
     }
-    command.output().expect("the tensorswap binary runs")
 }
 
 /// Sizes far beyond this machine are refused at once, with the figures and
@@ -230,20 +235,7 @@ fn io_uring_refused_by_the_memlock_limit_says_so() {
     let mut command = Command::new(setpriv);
     command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
     command.arg(&binary).arg("info");
-    // SAFETY: setrlimit is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            let zero = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &zero) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    limit(&mut command, libc::RLIMIT_MEMLOCK, 0);
     let out = command.output().expect("setpriv runs");
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
