@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::ptr::NonNull;
 
-use swap_api::{
+use tensorswap_core::{
     Capabilities, Device, DeviceInfo, Error, IoOp, PendingOp, PinnedAlloc, Result, SwapFile,
 };
 
@@ -18,13 +18,13 @@ use swap_api::{
 pub enum AnyDevice {
     /// The CPU backend.
     #[cfg(feature = "cpu")]
-    Cpu(backend_cpu::CpuDevice),
+    Cpu(tensorswap_cpu::CpuDevice),
     /// The wgpu backend.
     #[cfg(feature = "wgpu")]
-    Wgpu(backend_wgpu::WgpuDevice),
+    Wgpu(tensorswap_wgpu::WgpuDevice),
     /// The CUDA backend.
     #[cfg(feature = "cuda")]
-    Cuda(backend_cuda::CudaDevice),
+    Cuda(tensorswap_cuda::CudaDevice),
 }
 
 /// Device memory of an [`AnyDevice`].
@@ -33,13 +33,13 @@ pub enum AnyDevice {
 pub enum AnyMemory {
     /// CPU backend memory.
     #[cfg(feature = "cpu")]
-    Cpu(<backend_cpu::CpuDevice as Device>::Memory),
+    Cpu(<tensorswap_cpu::CpuDevice as Device>::Memory),
     /// wgpu backend memory.
     #[cfg(feature = "wgpu")]
-    Wgpu(<backend_wgpu::WgpuDevice as Device>::Memory),
+    Wgpu(<tensorswap_wgpu::WgpuDevice as Device>::Memory),
     /// CUDA backend memory.
     #[cfg(feature = "cuda")]
-    Cuda(<backend_cuda::CudaDevice as Device>::Memory),
+    Cuda(<tensorswap_cuda::CudaDevice as Device>::Memory),
 }
 
 /// An in-flight transfer of an [`AnyDevice`].
@@ -48,13 +48,13 @@ pub enum AnyMemory {
 pub enum AnyPending {
     /// CPU backend transfer.
     #[cfg(feature = "cpu")]
-    Cpu(<backend_cpu::CpuDevice as Device>::Pending),
+    Cpu(<tensorswap_cpu::CpuDevice as Device>::Pending),
     /// wgpu backend transfer.
     #[cfg(feature = "wgpu")]
-    Wgpu(<backend_wgpu::WgpuDevice as Device>::Pending),
+    Wgpu(<tensorswap_wgpu::WgpuDevice as Device>::Pending),
     /// CUDA backend transfer.
     #[cfg(feature = "cuda")]
-    Cuda(<backend_cuda::CudaDevice as Device>::Pending),
+    Cuda(<tensorswap_cuda::CudaDevice as Device>::Pending),
 }
 
 /// Runs `$body` with `$d` bound to the backend value inside `$value`, an
@@ -109,11 +109,11 @@ impl AnyMemory {
     pub fn backend(&self) -> &'static str {
         match self {
             #[cfg(feature = "cpu")]
-            AnyMemory::Cpu(_) => backend_cpu::BACKEND,
+            AnyMemory::Cpu(_) => tensorswap_cpu::BACKEND,
             #[cfg(feature = "wgpu")]
-            AnyMemory::Wgpu(_) => backend_wgpu::BACKEND,
+            AnyMemory::Wgpu(_) => tensorswap_wgpu::BACKEND,
             #[cfg(feature = "cuda")]
-            AnyMemory::Cuda(_) => backend_cuda::BACKEND,
+            AnyMemory::Cuda(_) => tensorswap_cuda::BACKEND,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! ([`PinnedPool`]) and the swappers DeepSpeed's ZeRO-Infinity needs
 //! ([`swapper`]).
 //!
-//! This is the facade crate: it re-exports the core API ([`swap_api`]) and,
+//! This is the facade crate: it re-exports the core API ([`tensorswap_core`]) and,
 //! per cargo feature, the backends (`cpu`, the default; `wgpu`; `cuda`),
 //! plus [`open_best`], which opens the best device this machine can run and
 //! says why the others were passed over, and [`TensorSwap`], the front
@@ -51,15 +51,15 @@ mod tensor_swap;
 
 pub use any::{AnyDevice, AnyMemory, AnyPending};
 pub use select::{open, open_best, Selection, COMPILED_BACKENDS};
-pub use swap_api::*;
+pub use tensorswap_core::*;
 pub use tensor_swap::{SwapHandle, Tensor, TensorSwap};
 
 /// The CPU backend.
 #[cfg(feature = "cpu")]
-pub use backend_cpu as cpu;
+pub use tensorswap_cpu as cpu;
 /// The CUDA backend.
 #[cfg(feature = "cuda")]
-pub use backend_cuda as cuda;
+pub use tensorswap_cuda as cuda;
 /// The wgpu backend.
 #[cfg(feature = "wgpu")]
-pub use backend_wgpu as wgpu;
+pub use tensorswap_wgpu as wgpu;

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use swap_api::{Error, Result};
+use tensorswap_core::{Error, Result};
 
 use crate::AnyDevice;
 
@@ -24,11 +24,11 @@ pub const COMPILED_BACKENDS: &[&str] = &[
 pub fn open(name: &str) -> Result<AnyDevice> {
     match name {
         #[cfg(feature = "cpu")]
-        "cpu" => backend_cpu::CpuDevice::new().map(AnyDevice::Cpu),
+        "cpu" => tensorswap_cpu::CpuDevice::new().map(AnyDevice::Cpu),
         #[cfg(feature = "wgpu")]
-        "wgpu" => backend_wgpu::WgpuDevice::open().map(AnyDevice::Wgpu),
+        "wgpu" => tensorswap_wgpu::WgpuDevice::open().map(AnyDevice::Wgpu),
         #[cfg(feature = "cuda")]
-        "cuda" => backend_cuda::CudaDevice::open().map(AnyDevice::Cuda),
+        "cuda" => tensorswap_cuda::CudaDevice::open().map(AnyDevice::Cuda),
         other => Err(Error::Unsupported {
             component: "open",
             what: format!(
@@ -51,7 +51,7 @@ pub struct Selection {
 
 impl fmt::Display for Selection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use swap_api::Device;
+        use tensorswap_core::Device;
         write!(f, "chose {}", self.device.info())?;
         for (backend, why) in &self.passed_over {
             write!(f, "; passed over {backend}: {why}")?;
@@ -77,7 +77,7 @@ pub fn open_best() -> Result<Selection> {
     let candidates = COMPILED_BACKENDS.iter().map(|&b| (b, open(b)));
     match choose(candidates, software_adapter) {
         Ok((device, passed_over)) => {
-            let backend = swap_api::Device::info(&device).backend;
+            let backend = tensorswap_core::Device::info(&device).backend;
             tracing::info!(backend, passed_over = passed_over.len(), "device selected");
             Ok(Selection {
                 device,
@@ -139,9 +139,9 @@ fn software_adapter(device: &AnyDevice) -> Option<Error> {
     #[allow(irrefutable_let_patterns)] // when wgpu is the only backend compiled in
     if let AnyDevice::Wgpu(dev) = device {
         let adapter = dev.adapter_info();
-        if adapter.device_type == backend_wgpu::wgpu::DeviceType::Cpu {
+        if adapter.device_type == tensorswap_wgpu::wgpu::DeviceType::Cpu {
             return Some(Error::Unavailable {
-                component: backend_wgpu::BACKEND,
+                component: tensorswap_wgpu::BACKEND,
                 reason: format!(
                     "{} is a software adapter (its device memory is host memory); \
                      choose it by name (`--backend wgpu`) to use it anyway",

@@ -3,10 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use swap_api::swapper::{
+use tensorswap_core::swapper::{
     Result, SwapError, SwapStore, Swapper, TensorId, TensorMeta, TensorStatus,
 };
-use swap_api::{
+use tensorswap_core::{
     AnyEngine, Device, DeviceBuffer, DeviceExt, Done, HostBuf, HostBufMut, IoEngine, Pinned,
     Rejected, TransferResult,
 };

@@ -843,7 +843,7 @@ mod cuda_emulator {
         assert!(!out.status.success());
         assert!(stderr.contains("is not the emulator library"), "{stderr}");
         assert!(
-            stderr.contains("cargo build --release -p cuda-emulator"),
+            stderr.contains("cargo build --release -p tensorswap-cuda-emulator"),
             "{stderr}"
         );
     }

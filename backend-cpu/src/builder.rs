@@ -3,8 +3,8 @@
 use std::sync::Once;
 use std::time::Duration;
 
-use swap_api::sys::memlock::MemlockLimit;
-use swap_api::{sys, Error, Pinning, Result};
+use tensorswap_core::sys::memlock::MemlockLimit;
+use tensorswap_core::{sys, Error, Pinning, Result};
 
 use crate::{CpuDevice, BACKEND};
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use swap_api::storage::IoRequest;
-use swap_api::sync::{Latch, LatchPending, WorkerThread};
-use swap_api::{Error, IoOp, Result, SwapFile, ThreadEngine};
+use tensorswap_core::storage::IoRequest;
+use tensorswap_core::sync::{Latch, LatchPending, WorkerThread};
+use tensorswap_core::{Error, IoOp, Result, SwapFile, ThreadEngine};
 
 use crate::BACKEND;
 

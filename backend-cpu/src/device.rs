@@ -4,10 +4,10 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
-use swap_api::sys::aligned::AlignedAlloc;
-use swap_api::sys::memlock::Locked;
-use swap_api::sys::page_size;
-use swap_api::{
+use tensorswap_core::sys::aligned::AlignedAlloc;
+use tensorswap_core::sys::memlock::Locked;
+use tensorswap_core::sys::page_size;
+use tensorswap_core::{
     Capabilities, Device, DeviceBuffer, DeviceExt, DeviceInfo, Error, IoOp, PinnedAlloc, Result,
     SwapFile,
 };
@@ -81,10 +81,10 @@ impl CpuDevice {
     /// staging buffer: on this backend device memory is host memory).
     ///
     /// ```
-    /// let dev = backend_cpu::CpuDevice::new()?;
+    /// let dev = tensorswap_cpu::CpuDevice::new()?;
     /// let buf = dev.alloc_from(b"weights")?;
     /// assert_eq!(&buf.memory().as_slice()[..7], b"weights");
-    /// # Ok::<(), swap_api::Error>(())
+    /// # Ok::<(), tensorswap_core::Error>(())
     /// ```
     pub fn alloc_from(&self, bytes: &[u8]) -> Result<DeviceBuffer<Self>> {
         let mut memory = self.alloc(bytes.len())?.into_memory();
@@ -221,7 +221,7 @@ impl Device for CpuDevice {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use swap_api::DeviceExt;
+    use tensorswap_core::DeviceExt;
 
     use super::*;
 
@@ -262,7 +262,7 @@ mod tests {
     /// give now is `OutOfMemory` up front, not a job for the OOM killer.
     #[test]
     fn an_allocation_beyond_available_memory_is_refused_with_a_typed_error() {
-        let Some(physical) = swap_api::sys::physical_memory() else {
+        let Some(physical) = tensorswap_core::sys::physical_memory() else {
             return;
         };
         let dev = CpuDevice::new().unwrap();

@@ -3,10 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use swap_api::sys::aligned::AlignedAlloc;
-use swap_api::sys::memlock::Locked;
-use swap_api::sys::{available_memory, page_size};
-use swap_api::{Error, Result};
+use tensorswap_core::sys::aligned::AlignedAlloc;
+use tensorswap_core::sys::memlock::Locked;
+use tensorswap_core::sys::{available_memory, page_size};
+use tensorswap_core::{Error, Result};
 
 use crate::BACKEND;
 
@@ -168,7 +168,7 @@ impl CpuMemory {
     }
 
     /// The bytes, for computing on "device" memory in place (e.g. through a
-    /// swapper's [`TensorHandle`](swap_api::swapper::TensorHandle)).
+    /// swapper's [`TensorHandle`](tensorswap_core::swapper::TensorHandle)).
     ///
     /// Sound from safe code: the safe transfer API writes device memory only
     /// through an owned `DeviceBuffer`, which cannot exist while this borrow
@@ -179,7 +179,7 @@ impl CpuMemory {
     }
 
     /// The bytes, to fill in place (memory taken out of its buffer with
-    /// [`DeviceBuffer::into_memory`](swap_api::DeviceBuffer::into_memory) is
+    /// [`DeviceBuffer::into_memory`](tensorswap_core::DeviceBuffer::into_memory) is
     /// in no transfer).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         match &mut self.block {

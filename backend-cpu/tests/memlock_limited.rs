@@ -11,9 +11,9 @@
 use std::error::Error as StdError;
 use std::process::ExitCode;
 
-use backend_cpu::{CpuDevice, Pinning};
-use swap_api::sys::memlock::{Locked, MemlockLimit};
-use swap_api::{
+use tensorswap_cpu::{CpuDevice, Pinning};
+use tensorswap_core::sys::memlock::{Locked, MemlockLimit};
+use tensorswap_core::{
     AioConfig, Device, DeviceExt, Error, IoEngineExt, PinnedPool, SwapDir, UringEngine,
 };
 

@@ -10,11 +10,11 @@ rm -rf gpu-bin && mkdir gpu-bin
 cargo build --release --features gds
 cp target/release/tensorswap gpu-bin/
 for test in conformance; do
-    bin=$(cargo test --release -p backend-cuda --features gds --test "$test" --no-run --message-format=json 2>/dev/null \
+    bin=$(cargo test --release -p tensorswap-cuda --features gds --test "$test" --no-run --message-format=json 2>/dev/null \
         | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
     cp "$bin" "gpu-bin/cuda-$test"
 done
-unit=$(cargo test --release -p backend-cuda --features gds --lib --no-run --message-format=json 2>/dev/null \
+unit=$(cargo test --release -p tensorswap-cuda --features gds --lib --no-run --message-format=json 2>/dev/null \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 cp "$unit" gpu-bin/cuda-unit
 # The device tool carries at most 64 MiB: drop the debug info.

@@ -4,8 +4,8 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext, CudaStream};
-use swap_api::sys::page_size;
-use swap_api::{
+use tensorswap_core::sys::page_size;
+use tensorswap_core::{
     Capabilities, Device, DeviceBuffer, DeviceInfo, Direction, Error, OwnerToken, Result,
 };
 
@@ -230,7 +230,7 @@ impl Device for CudaDevice {
         memory.belongs_to(&self.shared.owner)
     }
 
-    fn allocate_pinned(&self, len: usize) -> Result<swap_api::PinnedAlloc> {
+    fn allocate_pinned(&self, len: usize) -> Result<tensorswap_core::PinnedAlloc> {
         crate::host_alloc::allocate(&self.shared.ctx, len)
     }
 
@@ -282,7 +282,7 @@ impl Device for CudaDevice {
     }
 
     #[cfg(feature = "gds")]
-    fn open_direct(&self, file: &swap_api::SwapFile) -> Result<()> {
+    fn open_direct(&self, file: &tensorswap_core::SwapFile) -> Result<()> {
         crate::gds::register(&self.shared.ctx, file).map(drop)
     }
 
@@ -290,17 +290,17 @@ impl Device for CudaDevice {
     #[cfg(feature = "gds")]
     unsafe fn submit_direct(
         &self,
-        op: swap_api::IoOp,
+        op: tensorswap_core::IoOp,
         memory: &CudaMemory,
         mem_offset: usize,
-        file: &swap_api::SwapFile,
+        file: &tensorswap_core::SwapFile,
         file_offset: u64,
         len: usize,
     ) -> Result<CudaPending> {
         let registered = crate::gds::register(&self.shared.ctx, file)?;
         let stream = match op {
-            swap_api::IoOp::Read => &self.shared.up,
-            swap_api::IoOp::Write => &self.shared.down,
+            tensorswap_core::IoOp::Read => &self.shared.up,
+            tensorswap_core::IoOp::Write => &self.shared.down,
         };
         let at = memory.device_ptr() + mem_offset as u64;
         self.transfer(stream, op.device_direction(), mem_offset, len, |_| {

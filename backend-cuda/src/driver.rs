@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use cudarc::driver::{result, sys, DriverError};
-use swap_api::{Error, Result};
+use tensorswap_core::{Error, Result};
 
 use crate::BACKEND;
 
@@ -126,10 +126,10 @@ impl fmt::Display for CudaDeviceSummary {
 /// Every CUDA device of this machine; `Unavailable` without a driver.
 ///
 /// ```no_run
-/// for device in backend_cuda::devices()? {
+/// for device in tensorswap_cuda::devices()? {
 ///     println!("{device}");
 /// }
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 pub fn devices() -> Result<Vec<CudaDeviceSummary>> {
     (0..device_count()?).map(summary).collect()

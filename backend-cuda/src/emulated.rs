@@ -23,7 +23,7 @@ pub fn relaunched() -> bool {
 pub fn relaunch_on(lib: &Path) -> Result<ExitCode, String> {
     if !lib.is_file() {
         return Err(format!(
-            "{} is not the emulator library: `cargo build --release -p cuda-emulator` makes target/release/libcuda_emulator.so",
+            "{} is not the emulator library: `cargo build --release -p tensorswap-cuda-emulator` makes target/release/libcuda_emulator.so",
             lib.display()
         ));
     }

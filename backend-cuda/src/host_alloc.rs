@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext};
-use swap_api::{Error, PinnedAlloc, Result};
+use tensorswap_core::{Error, PinnedAlloc, Result};
 
 use crate::driver::{describe, failed};
 use crate::BACKEND;
@@ -38,7 +38,7 @@ pub(crate) fn allocate(ctx: &Arc<CudaContext>, len: usize) -> Result<PinnedAlloc
     })?;
     let ptr = NonNull::new(raw.cast::<u8>()).ok_or(Error::HostAlloc {
         len,
-        align: swap_api::sys::page_size(),
+        align: tensorswap_core::sys::page_size(),
     })?;
     let owner = HostAlloc {
         ptr,

@@ -2,7 +2,7 @@
 //!
 //! The driver library is loaded at run time, so the crate builds on
 //! machines without CUDA; there [`CudaDevice::new`] returns
-//! [`swap_api::Error::Unavailable`] with the reason (no library, no device,
+//! [`tensorswap_core::Error::Unavailable`] with the reason (no library, no device,
 //! ordinal out of range) instead of panicking.
 //!
 //! - Device memory comes from the device's memory pool (`cuMemAllocAsync`)
@@ -29,8 +29,8 @@
 //! `cargo test --workspace`; see the README's feature table.
 //!
 //! ```no_run
-//! use backend_cuda::CudaDevice;
-//! use swap_api::DeviceExt;
+//! use tensorswap_cuda::CudaDevice;
+//! use tensorswap_core::DeviceExt;
 //!
 //! let dev = CudaDevice::new(0)?;
 //! let mut host = dev.alloc_host(1 << 20)?; // registered: DMA at full speed
@@ -48,7 +48,7 @@
 //!   (`cuMemHostRegister`), `host_alloc` (`cuMemHostAlloc`): `driver`.
 //! - `gds` (cuFile, behind the `gds` feature): cudarc and `swap-api`'s
 //!   errors and files; of this crate, only [`BACKEND`].
-//! - `device` (the [`swap_api::Device`] impl): everything above.
+//! - `device` (the [`tensorswap_core::Device`] impl): everything above.
 //! - [`emulated`] (running on the emulated driver, on purpose): `driver`,
 //!   and the process's environment.
 //!

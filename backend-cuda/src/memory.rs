@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use cudarc::driver::{result, sys, CudaContext, CudaStream, DriverError};
-use swap_api::{Error, OwnerToken, Result};
+use tensorswap_core::{Error, OwnerToken, Result};
 
 use crate::driver::{describe, failed};
 use crate::BACKEND;

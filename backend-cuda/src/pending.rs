@@ -3,7 +3,7 @@
 //! run once the event has completed.
 
 use cudarc::driver::{CudaEvent, DriverError};
-use swap_api::{Direction, Error, PendingOp, Result};
+use tensorswap_core::{Direction, Error, PendingOp, Result};
 
 use crate::driver::describe;
 use crate::BACKEND;

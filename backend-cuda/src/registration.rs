@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext};
-use swap_api::{Error, Result};
+use tensorswap_core::{Error, Result};
 
 use crate::driver::describe;
 use crate::BACKEND;

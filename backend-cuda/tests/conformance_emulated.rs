@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use emulated::{on_emulator, Run};
 
-use swap_api::Error;
+use tensorswap_core::Error;
 use tensorswap_conformance::{run, Subject};
 
 const SUBJECT: Subject = Subject {
@@ -28,8 +28,8 @@ const REGRESSIONS: &str = concat!(
 
 fn unavailable(reason: String) -> ExitCode {
     run(SUBJECT, REGRESSIONS, move || {
-        Err::<backend_cuda::CudaDevice, _>(Error::Unavailable {
-            component: backend_cuda::BACKEND,
+        Err::<tensorswap_cuda::CudaDevice, _>(Error::Unavailable {
+            component: tensorswap_cuda::BACKEND,
             reason: reason.clone(),
         })
     })
@@ -38,8 +38,8 @@ fn unavailable(reason: String) -> ExitCode {
 fn main() -> ExitCode {
     match on_emulator() {
         Ok(Run::Here) => {
-            let code = run(SUBJECT, REGRESSIONS, backend_cuda::CudaDevice::open);
-            if !backend_cuda::emulated::is_emulated() {
+            let code = run(SUBJECT, REGRESSIONS, tensorswap_cuda::CudaDevice::open);
+            if !tensorswap_cuda::emulated::is_emulated() {
                 eprintln!("conformance[cuda-emulated]: the suite ran on a driver that is not the emulator");
                 return ExitCode::FAILURE;
             }

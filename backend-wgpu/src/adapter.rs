@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use swap_api::{Error, Result};
+use tensorswap_core::{Error, Result};
 
 use crate::BACKEND;
 
@@ -37,7 +37,7 @@ impl fmt::Display for AdapterSummary {
 /// wgpu's order.
 ///
 /// ```no_run
-/// for adapter in backend_wgpu::adapters(None) {
+/// for adapter in tensorswap_wgpu::adapters(None) {
 ///     println!("{adapter}");
 /// }
 /// ```

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use swap_api::{Error, Result};
+use tensorswap_core::{Error, Result};
 
 use crate::adapter::{self, Wanted};
 use crate::worker::Staging;
@@ -20,13 +20,13 @@ const STAGING_GRANULE: usize = 4096;
 /// Builds a [`WgpuDevice`]; see [`WgpuDevice::builder`].
 ///
 /// ```no_run
-/// use backend_wgpu::WgpuDevice;
+/// use tensorswap_wgpu::WgpuDevice;
 ///
 /// let dev = WgpuDevice::builder()
 ///     .adapter_name("llvmpipe")
 ///     .staging_buffers(4)
 ///     .build()?;
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct WgpuDeviceBuilder {

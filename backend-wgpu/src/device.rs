@@ -3,11 +3,11 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use swap_api::sys::page_size;
-use swap_api::{Capabilities, Device, DeviceInfo, Direction, OwnerToken, Result};
+use tensorswap_core::sys::page_size;
+use tensorswap_core::{Capabilities, Device, DeviceInfo, Direction, OwnerToken, Result};
 
 use crate::memory::WgpuMemory;
-use swap_api::sync::{Latch, LatchPending};
+use tensorswap_core::sync::{Latch, LatchPending};
 
 use crate::window::ALIGN;
 use crate::worker::{HostPtr, Job, Staging, Transfer, Transfers};

@@ -13,7 +13,7 @@
 //! - Sizes and offsets need no alignment: the 4-byte copy alignment is met
 //!   internally, and an upload never changes a byte outside its range.
 //! - An allocation above the adapter's `max_buffer_size` is
-//!   [`swap_api::Error::TooLarge`] naming that limit; it is not split, so
+//!   [`tensorswap_core::Error::TooLarge`] naming that limit; it is not split, so
 //!   every allocation stays one bindable buffer.
 //! - Host memory is not page-locked (wgpu has no way to); capabilities say so.
 //! - Device memory is never mapped directly, even where the adapter offers
@@ -29,8 +29,8 @@
 //! adapter that runs everything here.
 //!
 //! ```no_run
-//! use backend_wgpu::WgpuDevice;
-//! use swap_api::DeviceExt;
+//! use tensorswap_wgpu::WgpuDevice;
+//! use tensorswap_core::DeviceExt;
 //!
 //! let dev = WgpuDevice::open()?;
 //! let mut host = dev.alloc_host(4099)?;
@@ -48,8 +48,8 @@
 //! - `adapter` (choosing one), `memory` (device buffers), `staging` (the
 //!   mappable staging ring): `scope` and `window`.
 //! - `worker` (the transfer thread): `staging`, `scope`, `window`, and
-//!   `swap_api::sync` for its thread and completion latches.
-//! - `builder` and `device` (the [`swap_api::Device`] impl): everything above.
+//!   `tensorswap_core::sync` for its thread and completion latches.
+//! - `builder` and `device` (the [`tensorswap_core::Device`] impl): everything above.
 //!
 //! The crate uses `swap-api`'s public items only, and no other backend.
 
@@ -68,8 +68,8 @@ pub use adapter::{adapters, AdapterSummary};
 pub use builder::WgpuDeviceBuilder;
 pub use device::WgpuDevice;
 pub use memory::WgpuMemory;
-/// An in-flight wgpu transfer; see [`swap_api::PendingOp`].
-pub type WgpuPending = swap_api::sync::LatchPending;
+/// An in-flight wgpu transfer; see [`tensorswap_core::PendingOp`].
+pub type WgpuPending = tensorswap_core::sync::LatchPending;
 pub use wgpu;
 
 /// The backend's name in errors, reports and `TENSORSWAP_REQUIRE`.

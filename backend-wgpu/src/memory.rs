@@ -1,6 +1,6 @@
 //! Device memory of the wgpu backend: one `wgpu::Buffer` per allocation.
 
-use swap_api::{Error, OwnerToken, Result};
+use tensorswap_core::{Error, OwnerToken, Result};
 
 use crate::scope::captured;
 use crate::window::align_up;

@@ -18,8 +18,8 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use swap_api::sync::{Latch, WorkerThread};
-use swap_api::{Direction, Error, Result};
+use tensorswap_core::sync::{Latch, WorkerThread};
+use tensorswap_core::{Direction, Error, Result};
 
 use crate::scope::captured;
 use crate::staging::{Lane, MapState, Ring, Slot};
@@ -488,10 +488,10 @@ fn deliver(slot: &Slot, delivery: Delivery) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use swap_api::PendingOp;
+    use tensorswap_core::PendingOp;
 
     use super::*;
-    use swap_api::sync::LatchPending;
+    use tensorswap_core::sync::LatchPending;
 
     fn transfer(ticket: &Arc<Latch>) -> Transfer {
         Transfer {

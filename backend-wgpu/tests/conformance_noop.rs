@@ -3,7 +3,7 @@
 //! 4 KiB buffers, two per direction, so that every transfer of more than a
 //! few pages is cut into pieces that wait for staging buffers to come back.
 
-use backend_wgpu::WgpuDevice;
+use tensorswap_wgpu::WgpuDevice;
 
 tensorswap_conformance::conformance_main!("wgpu-noop", requires: "wgpu", || {
     let (device, queue) = wgpu::Device::noop(&wgpu::DeviceDescriptor::default());

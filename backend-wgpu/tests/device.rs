@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use backend_wgpu::WgpuDevice;
-use swap_api::{Device, DeviceExt, Error};
+use tensorswap_wgpu::WgpuDevice;
+use tensorswap_core::{Device, DeviceExt, Error};
 
 fn noop_with(limits: wgpu::Limits) -> (wgpu::Device, wgpu::Queue) {
     wgpu::Device::noop(&wgpu::DeviceDescriptor {

@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use backend_wgpu::WgpuDevice;
+use tensorswap_wgpu::WgpuDevice;
 use tensorswap_conformance::cases::past_the_memlock_limit;
 use tensorswap_conformance::{limit_memlock, required_backends};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
-use swap_api::{Device, IoEngine};
+use tensorswap_core::{Device, IoEngine};
 
 /// A failed check, with a message saying what differed.
 #[derive(Debug)]
@@ -18,21 +18,21 @@ impl std::fmt::Display for CaseError {
     }
 }
 
-impl From<swap_api::Error> for CaseError {
-    fn from(e: swap_api::Error) -> Self {
+impl From<tensorswap_core::Error> for CaseError {
+    fn from(e: tensorswap_core::Error) -> Self {
         CaseError(format!("unexpected error: {e}"))
     }
 }
 
-impl From<swap_api::swapper::SwapError> for CaseError {
-    fn from(e: swap_api::swapper::SwapError) -> Self {
+impl From<tensorswap_core::swapper::SwapError> for CaseError {
+    fn from(e: tensorswap_core::swapper::SwapError) -> Self {
         CaseError(format!("unexpected swapper error: {e}"))
     }
 }
 
 /// A refused or failed call (transfer, file request, swapper call, ...).
-impl<T, E: std::fmt::Display> From<swap_api::Rejected<T, E>> for CaseError {
-    fn from(e: swap_api::Rejected<T, E>) -> Self {
+impl<T, E: std::fmt::Display> From<tensorswap_core::Rejected<T, E>> for CaseError {
+    fn from(e: tensorswap_core::Rejected<T, E>) -> Self {
         CaseError(format!("unexpected failure: {}", e.error))
     }
 }
@@ -59,7 +59,7 @@ macro_rules! check {
 /// Opens the subject under test (a device or an I/O engine) for a case and
 /// counts the inputs it checked.
 pub struct Ctx<T> {
-    open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync>,
+    open: Arc<dyn Fn() -> tensorswap_core::Result<T> + Send + Sync>,
     regressions: &'static str,
     checked: Arc<AtomicUsize>,
     folders: usize,
@@ -81,7 +81,7 @@ impl<E: IoEngine> Ctx<E> {
 
 impl<T> Ctx<T> {
     pub(crate) fn new(
-        open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync>,
+        open: Arc<dyn Fn() -> tensorswap_core::Result<T> + Send + Sync>,
         regressions: &'static str,
     ) -> Self {
         Self {
@@ -178,7 +178,7 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
 /// A second descriptor on `file` (a duplicate of its buffered one), for
 /// reading or corrupting its bytes behind the engine's back: swap files have
 /// no names to open.
-pub fn raw_file(file: &swap_api::SwapFile) -> Result<std::fs::File, CaseError> {
+pub fn raw_file(file: &tensorswap_core::SwapFile) -> Result<std::fs::File, CaseError> {
     file.descriptor(false)
         .try_clone_to_owned()
         .map(std::fs::File::from)

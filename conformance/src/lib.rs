@@ -1,7 +1,7 @@
 //! The conformance suite every tensorswap backend runs.
 //!
 //! The cases ([`cases`]) are plain generic functions over any
-//! [`swap_api::Device`]; [`conformance_main!`] instantiates all of them for a
+//! [`tensorswap_core::Device`]; [`conformance_main!`] instantiates all of them for a
 //! backend in one line, as a `harness = false` test binary:
 //!
 //! ```toml
@@ -57,7 +57,7 @@ pub struct Subject {
 ///
 /// `$backend` is the report label and the name `TENSORSWAP_REQUIRE` uses;
 /// with `$label, requires: $backend` the two differ (a decorated device
-/// reports under its own label). `$open` is a `Fn() -> swap_api::Result<D>`
+/// reports under its own label). `$open` is a `Fn() -> tensorswap_core::Result<D>`
 /// opening a fresh device.
 #[macro_export]
 macro_rules! conformance_main {
@@ -83,7 +83,7 @@ macro_rules! conformance_main {
 
 /// Defines `main` for an I/O engine's conformance test binary
 /// (`harness = false`): the engine suite ([`engine::all`]) against engines
-/// from `$open`, a `Fn() -> swap_api::Result<E>`; the names work as in
+/// from `$open`, a `Fn() -> tensorswap_core::Result<E>`; the names work as in
 /// [`conformance_main!`].
 #[macro_export]
 macro_rules! engine_conformance_main {

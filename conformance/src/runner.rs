@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Trial};
-use swap_api::Device;
+use tensorswap_core::Device;
 
 use crate::cases::Case;
 use crate::{cases, required_backends, Ctx, Subject, REQUIRE_VAR};
@@ -18,7 +18,7 @@ use crate::{cases, required_backends, Ctx, Subject, REQUIRE_VAR};
 pub fn run<D, F>(subject: Subject, regressions: &'static str, open: F) -> ExitCode
 where
     D: Device,
-    F: Fn() -> swap_api::Result<D> + Send + Sync + 'static,
+    F: Fn() -> tensorswap_core::Result<D> + Send + Sync + 'static,
 {
     run_suite(subject, regressions, open, cases::all::<D>(), |dev: &D| {
         dev.info().to_string()
@@ -36,7 +36,7 @@ pub fn run_suite<T, F>(
 ) -> ExitCode
 where
     T: 'static,
-    F: Fn() -> swap_api::Result<T> + Send + Sync + 'static,
+    F: Fn() -> tensorswap_core::Result<T> + Send + Sync + 'static,
 {
     // This is a test harness: its report goes to stdout, like libtest's.
     let args = Arguments::from_args();
@@ -49,7 +49,7 @@ where
         }
     };
     let must_run = required.iter().any(|name| name == subject.requires);
-    let open: Arc<dyn Fn() -> swap_api::Result<T> + Send + Sync> = Arc::new(open);
+    let open: Arc<dyn Fn() -> tensorswap_core::Result<T> + Send + Sync> = Arc::new(open);
     let probe = open().map(|subject| describe(&subject));
     let ctx = Arc::new(Ctx::new(Arc::clone(&open), regressions));
     let count = all.len();
@@ -110,7 +110,7 @@ enum Verdict {
 }
 
 /// Decides from the outcome of opening a subject and whether `TENSORSWAP_REQUIRE` names it.
-fn verdict(subject: Subject, opened: Result<(), &swap_api::Error>, required: bool) -> Verdict {
+fn verdict(subject: Subject, opened: Result<(), &tensorswap_core::Error>, required: bool) -> Verdict {
     let Subject { label, requires } = subject;
     match opened {
         Ok(()) => Verdict::Run,
@@ -127,7 +127,7 @@ fn verdict(subject: Subject, opened: Result<(), &swap_api::Error>, required: boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use swap_api::Error;
+    use tensorswap_core::Error;
 
     #[test]
     fn skips_only_unavailable_backends_that_are_not_required() {

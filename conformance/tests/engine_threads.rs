@@ -1,6 +1,6 @@
 //! The engine suite on the `pread`/`pwrite` thread pool.
 
-use swap_api::{AioConfig, ThreadEngine};
+use tensorswap_core::{AioConfig, ThreadEngine};
 
 tensorswap_conformance::engine_conformance_main!("threads", || ThreadEngine::new(
     &AioConfig::default()

@@ -2,7 +2,7 @@
 //! the whole engine suite (on io_uring with DeepSpeed's defaults, capped high
 //! enough that the suite stays quick).
 
-use swap_api::{AioConfig, ThrottledEngine, UringEngine};
+use tensorswap_core::{AioConfig, ThrottledEngine, UringEngine};
 
 tensorswap_conformance::engine_conformance_main!("throttled(uring)", requires: "uring", || UringEngine::new(
     &AioConfig::default()

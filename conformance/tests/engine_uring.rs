@@ -1,7 +1,7 @@
 //! The engine suite on io_uring, with small blocks and two workers so that
 //! splitting and spreading are exercised.
 
-use swap_api::{AioConfig, UringEngine};
+use tensorswap_core::{AioConfig, UringEngine};
 
 tensorswap_conformance::engine_conformance_main!("uring", || UringEngine::new(
     &AioConfig::default()

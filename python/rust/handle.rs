@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::exceptions::{PyRuntimeError, PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
-use swap_api::{AioConfig, AnyEngine, EngineKind, IoEngine, IoOp, NamedOptions, SwapFile};
+use tensorswap_core::{AioConfig, AnyEngine, EngineKind, IoEngine, IoOp, NamedOptions, SwapFile};
 
 use crate::locked;
 use crate::names::{descriptor, path_of};
@@ -122,7 +122,7 @@ fn warn_fallback(py: Python<'_>, engine: &AnyEngine) -> PyResult<()> {
     if engine.name() == "uring" || WARNED.swap(true, Ordering::Relaxed) {
         return Ok(());
     }
-    let why = match swap_api::UringEngine::available() {
+    let why = match tensorswap_core::UringEngine::available() {
         Ok(()) => "it could not be set up".to_owned(),
         Err(reason) => reason.to_string(),
     };
@@ -155,7 +155,7 @@ impl AioHandle {
                 let made = SwapFile::open_named(path, options.create(true).exclusive(true));
                 match made {
                     Ok(file) => Ok((file, true)),
-                    Err(swap_api::Error::File { cause, .. })
+                    Err(tensorswap_core::Error::File { cause, .. })
                         if cause.kind() == std::io::ErrorKind::AlreadyExists =>
                     {
                         SwapFile::open_named(path, options)

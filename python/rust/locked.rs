@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use pyo3::prelude::*;
-use swap_api::sys::aligned::AlignedAlloc;
-use swap_api::sys::memlock::Locked;
-use swap_api::sys::page_size;
+use tensorswap_core::sys::aligned::AlignedAlloc;
+use tensorswap_core::sys::memlock::Locked;
+use tensorswap_core::sys::page_size;
 
 /// One block: page-aligned memory, locked while it is managed.
 struct Block {
@@ -48,7 +48,7 @@ impl Drop for Block {
 mod spare {
     use std::sync::Mutex;
 
-    use swap_api::sys::aligned::AlignedAlloc;
+    use tensorswap_core::sys::aligned::AlignedAlloc;
 
     /// At most this many bytes are kept.
     const KEPT: usize = 1 << 30;
@@ -125,7 +125,7 @@ fn managed() -> &'static Mutex<BTreeMap<usize, Arc<Block>>> {
 /// limit allows, and managed (seen by [`is_managed`]) if asked; the error
 /// says why the memory could not be had. Gives the block and, where
 /// locking was refused, why.
-pub fn allocate(nbytes: usize, manage: bool) -> swap_api::Result<(LockedBlock, Option<String>)> {
+pub fn allocate(nbytes: usize, manage: bool) -> tensorswap_core::Result<(LockedBlock, Option<String>)> {
     let memory = AlignedAlloc::zeroed(nbytes.max(1), page_size())?;
     // SAFETY: the range is the allocation just made, which the block owns
     // and frees only after the lock (declared first) is dropped.
@@ -134,7 +134,7 @@ pub fn allocate(nbytes: usize, manage: bool) -> swap_api::Result<(LockedBlock, O
         Ok(l) => (Some(l), None),
         // The library's advice names a device's pinning switch, which a
         // Python caller does not have.
-        Err(swap_api::Error::Pin { cause, .. }) => (
+        Err(tensorswap_core::Error::Pin { cause, .. }) => (
             None,
             Some(format!(
                 "{cause}: the memlock limit (RLIMIT_MEMLOCK) is too low for it; raise it (`ulimit -l`, or memlock in /etc/security/limits.conf or the container's settings)"
@@ -156,7 +156,7 @@ pub fn allocate(nbytes: usize, manage: bool) -> swap_api::Result<(LockedBlock, O
 /// A bounce buffer of `nbytes` (at least one byte): not locked (the
 /// engine needs no locked memory), not managed, and kept for reuse once
 /// the last tensor over it is gone.
-pub fn scratch(nbytes: usize) -> swap_api::Result<LockedBlock> {
+pub fn scratch(nbytes: usize) -> tensorswap_core::Result<LockedBlock> {
     let len = nbytes.max(1);
     let memory = match spare::take(len) {
         Some(memory) => memory,

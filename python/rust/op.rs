@@ -7,9 +7,9 @@ use std::ptr::NonNull;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
-use swap_api::storage::IoRequest;
-use swap_api::sync::LatchPending;
-use swap_api::{AnyEngine, IoEngine, IoOp, PendingOp, SwapFile};
+use tensorswap_core::storage::IoRequest;
+use tensorswap_core::sync::LatchPending;
+use tensorswap_core::{AnyEngine, IoEngine, IoOp, PendingOp, SwapFile};
 
 use crate::locked::{self, LockedBlock};
 use crate::tensor::TensorRef;
@@ -113,7 +113,7 @@ impl Op {
     }
 
     /// Waits for the engine (without the GIL: call inside `py.detach`).
-    pub fn wait(&mut self) -> swap_api::Result<()> {
+    pub fn wait(&mut self) -> tensorswap_core::Result<()> {
         self.pending.take().map_or(Ok(()), PendingOp::wait)
     }
 
@@ -121,7 +121,7 @@ impl Op {
     /// write made, still empty, removed first); else a read's bytes copied
     /// from the bounce buffer into the tensor, then the validation asked
     /// for.
-    pub fn finish(self, py: Python<'_>, waited: swap_api::Result<()>) -> PyResult<()> {
+    pub fn finish(self, py: Python<'_>, waited: tensorswap_core::Result<()>) -> PyResult<()> {
         if let Err(e) = waited {
             remove_if_made_and_empty(&self.file, self.made);
             return Err(to_py(e));
@@ -198,9 +198,9 @@ fn remove_if_made_and_empty(file: &SwapFile, made: bool) {
 
 /// An engine or file error as a Python `OSError` (with its errno where the
 /// system gave one).
-pub fn to_py(e: swap_api::Error) -> PyErr {
+pub fn to_py(e: tensorswap_core::Error) -> PyErr {
     let errno = match &e {
-        swap_api::Error::Io { cause, .. } | swap_api::Error::File { cause, .. } => {
+        tensorswap_core::Error::Io { cause, .. } | tensorswap_core::Error::File { cause, .. } => {
             cause.raw_os_error()
         }
         _ => None,

@@ -53,7 +53,7 @@ impl Queue {
             state.unfinished.extend(ops.iter().map(|(seq, _)| *seq));
             (ops, state.next)
         };
-        let outcomes: Vec<swap_api::Result<()>> =
+        let outcomes: Vec<tensorswap_core::Result<()>> =
             py.detach(|| ops.iter_mut().map(|(_, op)| op.wait()).collect());
         let count = ops.len() as i64;
         let mut first: Option<PyErr> = None;

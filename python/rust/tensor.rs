@@ -13,7 +13,7 @@
 
 use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use swap_api::IoOp;
+use tensorswap_core::IoOp;
 
 use crate::op::tensors;
 

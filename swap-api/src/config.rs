@@ -23,7 +23,7 @@ const MAX_PARALLELISM: usize = 256;
 /// not how the engine runs.
 ///
 /// ```
-/// use swap_api::AioConfig;
+/// use tensorswap_core::AioConfig;
 /// let aio = AioConfig::from_json(r#"{"aio": {"block_size": 262144, "thread_count": 2}}"#)?;
 /// assert_eq!(aio.block_size, 256 << 10);
 /// assert_eq!(aio.intra_op_parallelism, 2);
@@ -35,7 +35,7 @@ const MAX_PARALLELISM: usize = 256;
 ///
 /// let err = AioConfig::from_json(r#"{"block_sz": 1}"#).unwrap_err();
 /// assert!(err.to_string().contains("block_sz"));
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -338,7 +338,7 @@ impl Error {
 /// Checks that `offset..offset + len` lies inside a buffer of `size` bytes.
 ///
 /// ```
-/// use swap_api::{check_range, Error};
+/// use tensorswap_core::{check_range, Error};
 /// assert!(check_range("device buffer", 8, 8, 16).is_ok());
 /// assert!(matches!(check_range("device buffer", 9, 8, 16), Err(Error::OutOfRange { .. })));
 /// assert!(check_range("device buffer", usize::MAX, 2, 16).is_err());

@@ -15,8 +15,8 @@ use crate::{check_range, Device, Direction, Error, IoOp, PendingOp, Rejected, Re
 /// the device.
 ///
 /// ```
-/// use swap_api::DeviceExt;
-/// let dev = backend_cpu::CpuDevice::new()?;
+/// use tensorswap_core::DeviceExt;
+/// let dev = tensorswap_cpu::CpuDevice::new()?;
 /// let mut host = dev.alloc_host(1 << 20)?;      // pinned where the backend can
 /// host.fill(7);
 /// let mem = dev.alloc(1 << 20)?;                // device memory
@@ -63,8 +63,8 @@ pub trait DeviceExt: Device + Sized {
     /// device that refuses the range.
     ///
     /// ```
-    /// use swap_api::{DeviceExt, Error};
-    /// let dev = backend_cpu::CpuDevice::new()?;
+    /// use tensorswap_core::{DeviceExt, Error};
+    /// let dev = tensorswap_cpu::CpuDevice::new()?;
     /// let pinned = dev.pin_memory(vec![1.5f32; 1 << 16])?;
     /// // A range is registered once: pinning it again hands it back.
     /// let again = dev.pin_memory(pinned).unwrap_err();

@@ -15,13 +15,13 @@ use crate::{
 /// fault armed must pass the whole conformance suite.
 ///
 /// ```
-/// use swap_api::{DeviceExt, FaultStage, FaultyDevice};
-/// let dev = FaultyDevice::new(backend_cpu::CpuDevice::new()?);
+/// use tensorswap_core::{DeviceExt, FaultStage, FaultyDevice};
+/// let dev = FaultyDevice::new(tensorswap_cpu::CpuDevice::new()?);
 /// dev.fail_transfer(2, FaultStage::Complete); // the 2nd transfer from now fails
 /// let host = dev.alloc_host(4096)?;
 /// let first = dev.upload(host, dev.alloc(4096)?, 0)?.wait()?;
 /// let failed = dev.upload(first.host, first.device, 0)?.wait().unwrap_err();
-/// assert!(matches!(failed.error, swap_api::Error::Transfer { .. }));
+/// assert!(matches!(failed.error, tensorswap_core::Error::Transfer { .. }));
 /// assert_eq!(failed.value.host.len(), 4096); // both buffers come back
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

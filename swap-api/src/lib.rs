@@ -25,8 +25,8 @@
 //!   swappers; [`Rejected`] hands a refused call's buffers back with it.
 //!
 //! ```
-//! use swap_api::DeviceExt;
-//! let dev = backend_cpu::CpuDevice::new()?;
+//! use tensorswap_core::DeviceExt;
+//! let dev = tensorswap_cpu::CpuDevice::new()?;
 //! let mut host = dev.alloc_host(4096)?;
 //! host.fill(7);
 //! let done = dev.upload(host, dev.alloc(4096)?, 0)?.wait()?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// across instances).
 ///
 /// ```
-/// use swap_api::OwnerToken;
+/// use tensorswap_core::OwnerToken;
 /// let device = OwnerToken::new();
 /// let memory = device.clone();
 /// assert!(memory.same(&device));

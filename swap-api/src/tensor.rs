@@ -10,12 +10,12 @@ use crate::{Error, Result};
 /// Rounds `bytes` up to a multiple of `align` (a power of two), checking overflow.
 ///
 /// ```
-/// use swap_api::padded_len;
+/// use tensorswap_core::padded_len;
 /// assert_eq!(padded_len(0, 4096)?, 0);
 /// assert_eq!(padded_len(1, 4096)?, 4096);
 /// assert_eq!(padded_len(4096, 4096)?, 4096);
 /// assert!(padded_len(usize::MAX, 4096).is_err());
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 pub fn padded_len(bytes: usize, align: usize) -> Result<usize> {
     if !align.is_power_of_two() {
@@ -38,13 +38,13 @@ pub fn padded_len(bytes: usize, align: usize) -> Result<usize> {
 /// types, which are `Pod`).
 ///
 /// ```
-/// use swap_api::{HostBuffer, HostTensor};
+/// use tensorswap_core::{HostBuffer, HostTensor};
 /// let mut t = HostTensor::<f32>::new(HostBuffer::new(4096)?, 1000)?;
 /// t.as_mut_slice()[999] = 1.5;
 /// assert_eq!(t.logical_bytes(), 4000);
 /// assert_eq!(t.padded_bytes(), 4096);
 /// assert_eq!(t.as_slice()[999], 1.5);
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 pub struct HostTensor<T: Pod> {
     buf: HostBuffer,

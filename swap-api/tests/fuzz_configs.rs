@@ -10,7 +10,7 @@
 //!
 //! Budget: `TENSORSWAP_FUZZ_CASES` inputs per strategy (default 1500, about
 //! ten seconds in a debug build); raise it for a longer run, in release:
-//! `TENSORSWAP_FUZZ_CASES=200000 cargo test --release -p swap-api --test fuzz_configs`. Extra
+//! `TENSORSWAP_FUZZ_CASES=200000 cargo test --release -p tensorswap-core --test fuzz_configs`. Extra
 //! seeds: every `*.json` under `TENSORSWAP_FUZZ_SEEDS` (default: DeepSpeed's
 //! test tree at `../shared/deepspeed` next to the workspace, when present).
 
@@ -21,8 +21,8 @@ use std::time::Instant;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value};
-use swap_api::swapper::{AioSection, OffloadOptimizerConfig, OffloadParamConfig};
-use swap_api::{AioConfig, Error};
+use tensorswap_core::swapper::{AioSection, OffloadOptimizerConfig, OffloadParamConfig};
+use tensorswap_core::{AioConfig, Error};
 
 /// Configs written the ways DeepSpeed's docs and tests write them.
 const SEEDS: &[&str] = &[

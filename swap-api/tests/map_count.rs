@@ -2,8 +2,8 @@
 //! limit; the error says so instead of blaming RLIMIT_MEMLOCK. In its own
 //! binary: the test fills this process's mappings almost to the limit.
 
-use swap_api::sys::memlock::{mapping_count, Locked};
-use swap_api::Error;
+use tensorswap_core::sys::memlock::{mapping_count, Locked};
+use tensorswap_core::Error;
 
 const PAGE: usize = 4096;
 

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use cudarc::cufile::result;
 use cudarc::driver::CudaContext;
-use swap_api::{Error, Result, SwapFile};
+use tensorswap_core::{Error, Result, SwapFile};
 
 pub(crate) use op::FileOp;
 pub(crate) use registered::Registered;

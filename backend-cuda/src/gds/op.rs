@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cudarc::cufile::{result, sys};
 use cudarc::driver::{sys as cu, CudaStream};
-use swap_api::{Error, IoOp, Result, SwapFile};
+use tensorswap_core::{Error, IoOp, Result, SwapFile};
 
 use super::registered::Registered;
 

@@ -3,7 +3,7 @@
 use std::os::fd::AsRawFd;
 
 use cudarc::cufile::{result, sys};
-use swap_api::{Error, Result, SwapFile};
+use tensorswap_core::{Error, Result, SwapFile};
 
 use super::BACKEND;
 

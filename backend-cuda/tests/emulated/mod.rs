@@ -1,6 +1,6 @@
 //! Running a test binary on the emulated driver (`backend-cuda/emulator`):
 //! the binary finds the library beside it and runs itself again on it
-//! (`backend_cuda::emulated::relaunch_on`). `backend-cuda` dev-depends on
+//! (`tensorswap_cuda::emulated::relaunch_on`). `backend-cuda` dev-depends on
 //! the emulator, so `cargo test` builds the library before these run.
 
 use std::path::PathBuf;
@@ -61,11 +61,11 @@ pub(crate) fn arm_fault(entry: &std::ffi::CStr, status: u32) -> Result<(), Strin
 /// Runs this binary again on the emulator, unless this is that run; the
 /// error says why it cannot (the library is not built, say).
 pub(crate) fn on_emulator() -> Result<Run, String> {
-    if backend_cuda::emulated::relaunched() {
+    if tensorswap_cuda::emulated::relaunched() {
         return Ok(Run::Here);
     }
     let lib = emulator()?;
-    backend_cuda::emulated::relaunch_on(&lib).map(Run::Done)
+    tensorswap_cuda::emulated::relaunch_on(&lib).map(Run::Done)
 }
 
 /// The emulator library beside this binary (`target/<profile>/deps/`, where
@@ -81,7 +81,7 @@ fn emulator() -> Result<PathBuf, String> {
     found.ok_or_else(|| {
         format!(
             "the emulated driver is not built (no libcuda_emulator.so in {}): \
-                 `cargo build -p cuda-emulator`, or run the tests with `cargo test`",
+                 `cargo build -p tensorswap-cuda-emulator`, or run the tests with `cargo test`",
             deps.display()
         )
     })

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
-use swap_api::{wait_all, Device, DeviceExt, Transfer};
+use tensorswap_core::{wait_all, Device, DeviceExt, Transfer};
 
 use super::io::{filled, get};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};

@@ -5,7 +5,7 @@
 use std::os::unix::fs::FileExt;
 
 use proptest::prelude::*;
-use swap_api::{Device, DeviceExt, Error, SwapDir, SwapFile};
+use tensorswap_core::{Device, DeviceExt, Error, SwapDir, SwapFile};
 use tempfile::TempDir;
 
 use super::io::{filled, get};

@@ -1,6 +1,6 @@
 //! Bad requests are typed errors that hand everything back and leave the device usable.
 
-use swap_api::{Device, DeviceExt, Error};
+use tensorswap_core::{Device, DeviceExt, Error};
 
 use super::io::{filled, get};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};

@@ -1,6 +1,6 @@
 //! Injected faults (through `FaultyDevice`) are typed errors that lose nothing.
 
-use swap_api::{Device, DeviceExt, Direction, Error, Failed, FaultStage, FaultyDevice, Transfer};
+use tensorswap_core::{Device, DeviceExt, Direction, Error, Failed, FaultStage, FaultyDevice, Transfer};
 
 use super::io::{filled, get};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -111,7 +111,7 @@ pub fn fault_hits_only_its_target<D: Device>(ctx: &Ctx<D>) -> Outcome {
         .into_iter()
         .map(|b| dev.download(b, 0, vec![0u8; 4096]))
         .collect::<Result<Vec<_>, _>>()?;
-    let outcomes: Vec<bool> = swap_api::wait_all(tickets)
+    let outcomes: Vec<bool> = tensorswap_core::wait_all(tickets)
         .iter()
         .map(Result::is_ok)
         .collect();

@@ -1,6 +1,6 @@
 //! Blocking helpers the cases build on.
 
-use swap_api::{Device, DeviceBuffer, DeviceExt};
+use tensorswap_core::{Device, DeviceBuffer, DeviceExt};
 
 use crate::CaseError;
 

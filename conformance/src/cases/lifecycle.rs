@@ -1,6 +1,6 @@
 //! Tickets and devices dropped (or leaked) while transfers are in flight.
 
-use swap_api::{Device, DeviceExt};
+use tensorswap_core::{Device, DeviceExt};
 
 use crate::{expect_bytes, pattern, Ctx, Outcome};
 

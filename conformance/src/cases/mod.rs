@@ -25,7 +25,7 @@ pub use roundtrip::{edge_sizes, host_buffer_kinds, random_sizes, typed_views};
 
 use std::borrow::Cow;
 
-use swap_api::Device;
+use tensorswap_core::Device;
 
 use crate::swapper;
 

@@ -3,8 +3,8 @@
 //! to a file; unpinning after transfers gives back the same buffer; every
 //! refusal gives the buffer back unchanged.
 
-use swap_api::sys::memlock::MemlockLimit;
-use swap_api::{
+use tensorswap_core::sys::memlock::MemlockLimit;
+use tensorswap_core::{
     AioConfig, AnyEngine, Device, DeviceExt, EngineKind, Error, FaultyDevice, HostBuf, HostBuffer,
     IoEngineExt, PinnedPool, Rejected, SwapDir,
 };

@@ -2,13 +2,13 @@
 //! the device allocates itself where it can ([`Device::allocate_pinned`]),
 //! an unlocked pool otherwise; transfers through either are exact.
 
-use swap_api::{Device, DeviceExt, FaultyDevice, PinnedPool, Pinning};
+use tensorswap_core::{Device, DeviceExt, FaultyDevice, PinnedPool, Pinning};
 
 use crate::{check, expect_bytes, pattern, Ctx, Outcome};
 
 const SLAB: usize = 64 << 10;
 
-fn pool<D: Device>(dev: &D, pinning: Pinning) -> swap_api::Result<PinnedPool> {
+fn pool<D: Device>(dev: &D, pinning: Pinning) -> tensorswap_core::Result<PinnedPool> {
     PinnedPool::builder()
         .slab_size(SLAB)
         .slabs(2)

@@ -1,7 +1,7 @@
 //! Bytes written to the device come back identical, at any size and offset.
 
 use proptest::prelude::*;
-use swap_api::{Device, DeviceExt, HostBuffer, HostTensor};
+use tensorswap_core::{Device, DeviceExt, HostBuffer, HostTensor};
 
 use super::io::{filled, get, put};
 use crate::{check, expect_bytes, pattern, Ctx, Outcome};
@@ -81,7 +81,7 @@ pub fn typed_views<D: Device>(ctx: &Ctx<D>) -> Outcome {
     let dev = ctx.device()?;
     let align = dev.capabilities().host_alignment;
     for len in [0usize, 1, 7, 1000, 4097] {
-        let padded = swap_api::padded_len(HostTensor::<f32>::bytes_for(len)?, align)?;
+        let padded = tensorswap_core::padded_len(HostTensor::<f32>::bytes_for(len)?, align)?;
         let mut src = HostTensor::<f32>::new(dev.alloc_host(padded)?, len)?;
         for (i, x) in src.as_mut_slice().iter_mut().enumerate() {
             *x = i as f32 * 0.5 - 3.0;

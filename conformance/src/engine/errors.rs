@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use swap_api::{DirOptions, Error, IoEngine, IoEngineExt, IoOp};
+use tensorswap_core::{DirOptions, Error, IoEngine, IoEngineExt, IoOp};
 
 use super::scratch::{both_policies, scratch};
 use crate::{check, expect_bytes, pattern, raw_file, CaseError, Ctx, Outcome};
@@ -56,7 +56,7 @@ pub fn missing_file<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     Ok(())
 }
 
-fn expect_missing(dir: &swap_api::SwapDir, id: u64) -> Outcome {
+fn expect_missing(dir: &tensorswap_core::SwapDir, id: u64) -> Outcome {
     match dir.open_file(id) {
         Err(Error::File { cause: source, .. }) if source.raw_os_error() == Some(libc_enoent()) => {
             Ok(())

@@ -1,6 +1,6 @@
 //! Injected OS errors (through `FaultyEngine`) are typed and lose nothing.
 
-use swap_api::{Error, FaultStage, FaultyEngine, IoEngine, IoEngineExt, IoOp};
+use tensorswap_core::{Error, FaultStage, FaultyEngine, IoEngine, IoEngineExt, IoOp};
 
 use super::roundtrip::round_trip;
 use super::scratch::scratch;

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use swap_api::{DirOptions, Error, IoEngine, IoEngineExt};
+use tensorswap_core::{DirOptions, Error, IoEngine, IoEngineExt};
 
 use super::scratch::scratch;
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};
@@ -110,7 +110,7 @@ pub fn files_removed_unless_kept<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
 pub fn named_files<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     use std::os::fd::AsFd;
     use std::os::unix::fs::FileExt;
-    use swap_api::{DirectIo, NamedOptions, SwapFile};
+    use tensorswap_core::{DirectIo, NamedOptions, SwapFile};
 
     let engine = ctx.engine()?;
     let parent = super::scratch::scratch_parent()?;

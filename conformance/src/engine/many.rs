@@ -1,6 +1,6 @@
 //! Many requests in flight, each with its own ticket.
 
-use swap_api::{wait_all_io, IoEngine, IoEngineExt};
+use tensorswap_core::{wait_all_io, IoEngine, IoEngineExt};
 
 use super::scratch::scratch;
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};

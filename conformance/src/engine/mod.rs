@@ -21,7 +21,7 @@ pub use pool::{pool_back_pressure, pool_slabs_through_engine};
 pub use roundtrip::{edge_sizes, random_requests, sparse_beyond_4gib, sub_ranges};
 pub use scratch::{scratch, scratch_parent, Scratch, SCRATCH_VAR};
 
-use swap_api::IoEngine;
+use tensorswap_core::IoEngine;
 
 use crate::cases::Case;
 

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use swap_api::{Error, IoEngine, IoEngineExt, NamedOptions, SwapFile};
+use tensorswap_core::{Error, IoEngine, IoEngineExt, NamedOptions, SwapFile};
 
 use super::scratch::{both_policies, scratch, scratch_parent};
 use crate::{check, pattern, raw_file, CaseError, Ctx, Outcome};

@@ -2,7 +2,7 @@
 //! offsets above 4 GiB.
 
 use proptest::prelude::*;
-use swap_api::{IoEngine, IoEngineExt, SwapFile};
+use tensorswap_core::{IoEngine, IoEngineExt, SwapFile};
 
 use super::scratch::{both_policies, scratch};
 use crate::{check, expect_bytes, pattern, Ctx, Outcome};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use swap_api::{DirOptions, SwapDir};
+use tensorswap_core::{DirOptions, SwapDir};
 
 use crate::CaseError;
 
@@ -43,6 +43,6 @@ pub fn scratch_parent() -> Result<tempfile::TempDir, CaseError> {
 pub(crate) fn both_policies() -> [DirOptions; 2] {
     [
         DirOptions::default(),
-        DirOptions::default().direct_io(swap_api::DirectIo::Off),
+        DirOptions::default().direct_io(tensorswap_core::DirectIo::Off),
     ]
 }

@@ -2,8 +2,8 @@
 //! with a reason where it cannot; the same bytes and the same failure
 //! semantics either way.
 
-use swap_api::swapper::{DataPath, TensorState};
-use swap_api::{Device, DirOptions, FaultStage};
+use tensorswap_core::swapper::{DataPath, TensorState};
+use tensorswap_core::{Device, DirOptions, FaultStage};
 
 use super::faults::transfer_faults;
 use super::roundtrip::roundtrip_all;

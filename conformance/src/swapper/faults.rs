@@ -3,8 +3,8 @@
 
 use std::os::unix::fs::FileExt;
 
-use swap_api::swapper::{SwapError, TensorState};
-use swap_api::{Device, DirOptions, Error, FaultStage, IoOp};
+use tensorswap_core::swapper::{SwapError, TensorState};
+use tensorswap_core::{Device, DirOptions, Error, FaultStage, IoOp};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, raw_file, CaseError, Ctx, Outcome};

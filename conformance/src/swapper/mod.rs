@@ -24,9 +24,9 @@ pub use param::param_buffers;
 pub use roundtrip::{errors, host_tier, mixed_sizes};
 pub use striped::striped_folders;
 
-use swap_api::storage::DEFAULT_STRIPE_UNIT;
-use swap_api::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
-use swap_api::{
+use tensorswap_core::storage::DEFAULT_STRIPE_UNIT;
+use tensorswap_core::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
+use tensorswap_core::{
     AioConfig, AnyEngine, Device, DeviceExt, DirOptions, EngineKind, FaultyDevice, FaultyEngine,
     PinnedPool, SwapDir,
 };

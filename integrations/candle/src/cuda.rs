@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use backend_cuda::CudaDevice;
+use tensorswap_cuda::CudaDevice;
 use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Shape, Storage, Tensor};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr};
-use swap_api::swapper::{SwapTicket, Swapper, TensorId, TensorState};
+use tensorswap_core::swapper::{SwapTicket, Swapper, TensorId, TensorState};
 
 use crate::host::{byte_range, unsupported_dtype};
 use crate::offload::{settle, start_out, OffloaderBuilder};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use swap_api::swapper::{SwapError, TensorId};
+use tensorswap_core::swapper::{SwapError, TensorId};
 
 /// The integration's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -14,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// tensorswap's core refused or failed (I/O, memory, a device).
     #[error(transparent)]
-    Core(#[from] swap_api::Error),
+    Core(#[from] tensorswap_core::Error),
     /// A swapper refused or failed (a tensor in the wrong state, a failed
     /// write or read with its file and offset).
     #[error(transparent)]
@@ -61,14 +61,14 @@ impl From<Error> for candle_core::Error {
     }
 }
 
-impl<T> From<swap_api::Rejected<T>> for Error {
-    fn from(rejected: swap_api::Rejected<T>) -> Self {
+impl<T> From<tensorswap_core::Rejected<T>> for Error {
+    fn from(rejected: tensorswap_core::Rejected<T>) -> Self {
         Error::Core(rejected.error)
     }
 }
 
-impl<T> From<swap_api::Rejected<T, SwapError>> for Error {
-    fn from(rejected: swap_api::Rejected<T, SwapError>) -> Self {
+impl<T> From<tensorswap_core::Rejected<T, SwapError>> for Error {
+    fn from(rejected: tensorswap_core::Rejected<T, SwapError>) -> Self {
         Error::Swap(rejected.error)
     }
 }

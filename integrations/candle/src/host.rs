@@ -167,10 +167,10 @@ pub(crate) fn assembly(dtype: DType, bytes: usize) -> Result<Box<dyn Assembly>> 
         }
         other => return Err(unsupported_dtype(other)),
     };
-    made.ok_or(Error::Core(swap_api::Error::OutOfMemory {
+    made.ok_or(Error::Core(tensorswap_core::Error::OutOfMemory {
         backend: "host",
         requested: bytes,
-        available: swap_api::sys::available_memory(),
+        available: tensorswap_core::sys::available_memory(),
     }))
 }
 

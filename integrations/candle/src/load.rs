@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use candle_core::{Device, Shape, Tensor};
-use swap_api::{
+use tensorswap_core::{
     AioConfig, AnyEngine, DirectIo, EngineKind, IoEngineExt, NamedOptions, PinnedPool, SwapFile,
 };
 

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use backend_cpu::CpuDevice;
+use tensorswap_cpu::CpuDevice;
 use candle_core::{DType, Device, DeviceLocation, Shape, Tensor};
-use swap_api::swapper::{SwapStore, SwapTicket, Swapper, TensorId, TensorMeta, TensorState};
-use swap_api::EngineKind;
+use tensorswap_core::swapper::{SwapStore, SwapTicket, Swapper, TensorId, TensorMeta, TensorState};
+use tensorswap_core::EngineKind;
 
 use crate::host::with_cpu_bytes;
 use crate::{Error, Result};
@@ -114,7 +114,7 @@ impl OffloaderBuilder {
     }
 
     /// A store with these settings, its slabs registered with `device`.
-    pub(crate) fn store_for<D: swap_api::Device>(&self, device: &D) -> Result<SwapStore> {
+    pub(crate) fn store_for<D: tensorswap_core::Device>(&self, device: &D) -> Result<SwapStore> {
         let mut builder = SwapStore::builder()
             .folder(self.folder.clone().unwrap_or_else(std::env::temp_dir))
             .engine(self.engine);
@@ -330,11 +330,11 @@ impl Offloader {
 
 /// Registers `buf` as tensor `id` and starts its swap-out; nothing is left
 /// registered when that cannot start.
-pub(crate) fn start_out<D: swap_api::Device>(
+pub(crate) fn start_out<D: tensorswap_core::Device>(
     swapper: &Swapper<D>,
     id: TensorId,
     bytes: usize,
-    buf: swap_api::DeviceBuffer<D>,
+    buf: tensorswap_core::DeviceBuffer<D>,
 ) -> Result<SwapTicket> {
     swapper.register(id, TensorMeta::bytes_of(bytes), buf)?;
     swapper.swap_out(&[id]).map_err(|error| {
@@ -346,7 +346,7 @@ pub(crate) fn start_out<D: swap_api::Device>(
 /// Waits while tensor `id` is still being swapped out; then whether it has
 /// a stored copy (false after a failed swap-out: it is resident, and the
 /// only copy).
-pub(crate) fn settle<D: swap_api::Device>(swapper: &Swapper<D>, id: TensorId) -> Result<bool> {
+pub(crate) fn settle<D: tensorswap_core::Device>(swapper: &Swapper<D>, id: TensorId) -> Result<bool> {
     if swapper.status(id)?.state == TensorState::SwappingOut {
         swapper.wait_idle();
     }

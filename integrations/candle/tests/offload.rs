@@ -5,7 +5,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{raw_bytes, seeded, SIZED_DTYPES};
-use swap_api::swapper::TensorState;
+use tensorswap_core::swapper::TensorState;
 use tensorswap_candle::{Error, Offloader};
 
 fn offloader(dir: &std::path::Path) -> Offloader {

@@ -8,7 +8,7 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::{raw_bytes, seeded};
-use swap_api::swapper::TensorState;
+use tensorswap_core::swapper::TensorState;
 use tensorswap_candle::Offloader;
 
 #[test]

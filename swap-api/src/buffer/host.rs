@@ -17,12 +17,12 @@ use crate::Result;
 /// freed.
 ///
 /// ```
-/// use swap_api::HostBuffer;
+/// use tensorswap_core::HostBuffer;
 /// let mut buf = HostBuffer::new(10_000)?;
 /// buf[..4].copy_from_slice(b"abcd");
 /// assert_eq!(buf.len(), 10_000);
 /// assert_eq!(buf.as_ptr() as usize % 4096, 0);
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 pub struct HostBuffer {
     // Dropped in Drop before `alloc`: a registration must never outlive its memory.

@@ -24,8 +24,8 @@ use super::{bytes_mut, HostBuf, HostBufMut};
 /// frees.
 ///
 /// ```
-/// use swap_api::DeviceExt;
-/// let dev = backend_cpu::CpuDevice::new()?;
+/// use tensorswap_core::DeviceExt;
+/// let dev = tensorswap_cpu::CpuDevice::new()?;
 /// let mut pinned = dev.pin_memory(vec![0u32; 1024])?;
 /// pinned.as_mut_slice()[7] = 42;
 /// let done = dev.upload_blocking(pinned, dev.alloc(4096)?, 0)?; // DMA from the user's Vec

@@ -34,7 +34,7 @@ use arena::Arena;
 ///   on drop.
 ///
 /// ```
-/// use swap_api::PinnedPool;
+/// use tensorswap_core::PinnedPool;
 /// let pool = PinnedPool::builder().slab_size(1 << 20).slabs(2).build()?;
 /// let a = pool.lease();
 /// let _b = pool.try_lease()?;
@@ -42,7 +42,7 @@ use arena::Arena;
 /// drop(a);
 /// assert_eq!(pool.stats().free, 1);
 /// assert_eq!(pool.stats().peak, 2);
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct PinnedPool {
@@ -301,13 +301,13 @@ impl PinnedPool {
     /// the one-slab pool a [`Swapper`](crate::swapper::Swapper) shares).
     ///
     /// ```
-    /// use swap_api::{Error, PinnedPool};
+    /// use tensorswap_core::{Error, PinnedPool};
     /// let pool = PinnedPool::builder().slab_size(4096).slabs(1).build()?;
     /// let held = pool.park(pool.lease());
     /// assert!(matches!(pool.wait_lease(), Err(Error::PoolStalled { slabs: 1, parked: 1 })));
     /// drop(held);
     /// assert!(pool.wait_lease().is_ok());
-    /// # Ok::<(), swap_api::Error>(())
+    /// # Ok::<(), tensorswap_core::Error>(())
     /// ```
     pub fn wait_lease(&self) -> Result<Slab> {
         self.lease_or_stall().map_err(Error::from)

@@ -51,11 +51,11 @@ impl DioSupport {
     ///
     /// ```
     /// let dir = std::env::temp_dir();
-    /// let dio = swap_api::DioSupport::probe(&dir)?;
+    /// let dio = tensorswap_core::DioSupport::probe(&dir)?;
     /// if dio.supported {
     ///     assert!(dio.offset_align.is_power_of_two());
     /// }
-    /// # Ok::<(), swap_api::Error>(())
+    /// # Ok::<(), tensorswap_core::Error>(())
     /// ```
     pub fn probe(folder: &Path) -> Result<Self> {
         let dir = File::open(folder).map_err(|source| Error::File {

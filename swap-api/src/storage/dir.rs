@@ -33,7 +33,7 @@ use crate::{Error, Result};
 ///   removes them.
 ///
 /// ```
-/// use swap_api::SwapDir;
+/// use tensorswap_core::SwapDir;
 /// let parent = tempfile::tempdir()?;
 /// let dir = SwapDir::create(parent.path())?;
 /// let file = dir.create_file()?;
@@ -62,7 +62,7 @@ pub(crate) struct DirInner {
 /// How a [`SwapDir`] treats its files.
 ///
 /// ```
-/// use swap_api::{DirOptions, DirectIo};
+/// use tensorswap_core::{DirOptions, DirectIo};
 /// assert!(DirOptions::default().checksums, "integrity is the default");
 /// let options = DirOptions::default().direct_io(DirectIo::Off).checksums(false);
 /// assert!(!options.checksums);
@@ -180,7 +180,7 @@ impl SwapDir {
     ///
     /// ```
     /// let parent = tempfile::tempdir()?;
-    /// let dir = swap_api::SwapDir::create(parent.path())?;
+    /// let dir = tensorswap_core::SwapDir::create(parent.path())?;
     /// assert!(dir.check_block_size(1 << 20));
     /// assert_eq!(dir.check_block_size(3), dir.direct_io().is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -214,7 +214,7 @@ impl SwapDir {
     /// left to the error of creating a swap folder in them.
     ///
     /// ```
-    /// use swap_api::{Error, SwapDir};
+    /// use tensorswap_core::{Error, SwapDir};
     /// let a = tempfile::tempdir()?;
     /// let again = a.path().join(".");
     /// let refused = SwapDir::check_distinct(&[a.path(), &again]);
@@ -254,7 +254,7 @@ impl SwapDir {
     /// never touched. Fails only when `parent` cannot be listed.
     ///
     /// ```
-    /// use swap_api::SwapDir;
+    /// use tensorswap_core::SwapDir;
     /// let parent = tempfile::tempdir()?;
     /// let live = SwapDir::create(parent.path())?;
     /// let sweep = SwapDir::remove_stale(parent.path())?;

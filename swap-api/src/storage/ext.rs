@@ -20,7 +20,7 @@ pub type Submitted<E, B> = Result<IoTicket<<E as IoEngine>::Pending, B>, IoFaile
 /// of the buffer or fails with [`Error::ShortIo`].
 ///
 /// ```
-/// use swap_api::{AioConfig, AnyEngine, EngineKind, IoEngineExt, SwapDir};
+/// use tensorswap_core::{AioConfig, AnyEngine, EngineKind, IoEngineExt, SwapDir};
 /// let parent = tempfile::tempdir()?;
 /// let dir = SwapDir::create(parent.path())?;
 /// let file = dir.create_file()?;

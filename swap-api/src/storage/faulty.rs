@@ -16,7 +16,7 @@ use crate::{AioConfig, Error, FaultStage, IoOp, PendingOp, Result};
 /// would. Requests with no fault armed pass through unchanged.
 ///
 /// ```
-/// use swap_api::{AioConfig, FaultStage, FaultyEngine, IoEngineExt, IoOp, SwapDir, ThreadEngine};
+/// use tensorswap_core::{AioConfig, FaultStage, FaultyEngine, IoEngineExt, IoOp, SwapDir, ThreadEngine};
 /// let parent = tempfile::tempdir()?;
 /// let file = SwapDir::create(parent.path())?.create_file()?;
 /// let engine = FaultyEngine::new(ThreadEngine::new(&AioConfig::default())?);

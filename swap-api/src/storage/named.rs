@@ -20,7 +20,7 @@ use crate::{Error, Result};
 /// caller names.
 ///
 /// ```
-/// use swap_api::{DirectIo, NamedOptions};
+/// use tensorswap_core::{DirectIo, NamedOptions};
 /// let read = NamedOptions::read_only();
 /// assert!(!read.write && !read.create && !read.truncate);
 /// let write = NamedOptions::read_write().create(true).direct_io(DirectIo::Off);
@@ -111,7 +111,7 @@ impl SwapFile {
     /// made.
     ///
     /// ```
-    /// use swap_api::{IoEngineExt, NamedOptions, SwapFile, ThreadEngine};
+    /// use tensorswap_core::{IoEngineExt, NamedOptions, SwapFile, ThreadEngine};
     /// let folder = tempfile::tempdir()?;
     /// let path = folder.path().join("weights.bin");
     /// std::fs::write(&path, vec![7u8; 10_000])?;

@@ -31,8 +31,8 @@ pub const DEFAULT_STRIPE_UNIT: u64 = 1 << 20;
 /// Cheap to clone; clones share the files and the byte counters.
 ///
 /// ```
-/// use swap_api::storage::StripedFile;
-/// use swap_api::{AioConfig, SwapDir, ThreadEngine};
+/// use tensorswap_core::storage::StripedFile;
+/// use tensorswap_core::{AioConfig, SwapDir, ThreadEngine};
 /// let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
 /// let files = vec![SwapDir::create(a.path())?.create_file()?, SwapDir::create(b.path())?.create_file()?];
 /// let striped = StripedFile::new(files, 1 << 20)?;

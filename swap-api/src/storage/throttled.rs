@@ -18,7 +18,7 @@ use crate::{AioConfig, Error, PendingOp, Result};
 ///
 /// ```
 /// use std::time::Instant;
-/// use swap_api::{AioConfig, IoEngineExt, SwapDir, ThreadEngine, ThrottledEngine};
+/// use tensorswap_core::{AioConfig, IoEngineExt, SwapDir, ThreadEngine, ThrottledEngine};
 /// let parent = tempfile::tempdir()?;
 /// let file = SwapDir::create(parent.path())?.create_file()?;
 /// let engine = ThrottledEngine::new(ThreadEngine::new(&AioConfig::default())?, 50_000_000);

@@ -19,9 +19,9 @@ pub type Result<T, E = SwapError> = std::result::Result<T, E>;
 /// part of the message and is not returned again by `source()`.
 ///
 /// ```
-/// use swap_api::swapper::{SwapError, SwapStore, Swapper};
-/// use swap_api::Error;
-/// let dev = backend_cpu::CpuDevice::new()?;
+/// use tensorswap_core::swapper::{SwapError, SwapStore, Swapper};
+/// use tensorswap_core::Error;
+/// let dev = tensorswap_cpu::CpuDevice::new()?;
 /// let parent = tempfile::tempdir()?;
 /// let store = SwapStore::builder().folder(parent.path()).slab_size(1 << 20).build_for(&dev)?;
 /// let swapper = Swapper::new(dev, store)?;

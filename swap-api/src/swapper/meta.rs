@@ -60,11 +60,11 @@ impl fmt::Display for DType {
 /// Element type and shape of a tensor.
 ///
 /// ```
-/// use swap_api::swapper::{DType, TensorMeta};
+/// use tensorswap_core::swapper::{DType, TensorMeta};
 /// let meta = TensorMeta::new(DType::F16, [3, 5]);
 /// assert_eq!(meta.elements()?, 15);
 /// assert_eq!(meta.bytes()?, 30);
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TensorMeta {

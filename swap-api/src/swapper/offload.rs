@@ -25,12 +25,12 @@ pub enum OffloadDevice {
 /// that the store stripes over: a list, in JSON or from Rust.
 ///
 /// ```
-/// use swap_api::swapper::{NvmePath, OffloadParamConfig};
+/// use tensorswap_core::swapper::{NvmePath, OffloadParamConfig};
 /// let one = OffloadParamConfig::from_json(r#"{"offload_param": {"nvme_path": "/nvme0"}}"#)?;
 /// let two = OffloadParamConfig::from_json(r#"{"offload_param": {"nvme_path": ["/nvme0", "/nvme1"]}}"#)?;
 /// assert_eq!(one.nvme_path.unwrap().folders().len(), 1);
 /// assert_eq!(two.nvme_path, Some(NvmePath::from(vec!["/nvme0".into(), "/nvme1".into()])));
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -76,13 +76,13 @@ impl From<Vec<PathBuf>> for NvmePath {
 /// unknown key is an error naming it.
 ///
 /// ```
-/// use swap_api::swapper::OffloadParamConfig;
+/// use tensorswap_core::swapper::OffloadParamConfig;
 /// let c = OffloadParamConfig::from_json(
 ///     r#"{"zero_optimization": {"offload_param": {"device": "nvme", "nvme_path": "/local_nvme", "buffer_count": 6}}}"#,
 /// )?;
 /// assert_eq!((c.buffer_count, c.buffer_size), (6, 100_000_000));
 /// assert!(OffloadParamConfig::from_json(r#"{"buffer_cnt": 6}"#).is_err());
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -125,10 +125,10 @@ impl Default for OffloadParamConfig {
 /// and checked but change nothing here (see their fields).
 ///
 /// ```
-/// use swap_api::swapper::OffloadOptimizerConfig;
+/// use tensorswap_core::swapper::OffloadOptimizerConfig;
 /// let c = OffloadOptimizerConfig::from_json(r#"{"offload_optimizer": {"pipeline_read": true, "pipeline_write": true}}"#)?;
 /// assert_eq!(c.buffers_needed(), 3);
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -186,11 +186,11 @@ impl OffloadOptimizerConfig {
 /// ([`DataPath`](super::DataPath)).
 ///
 /// ```
-/// use swap_api::swapper::AioSection;
+/// use tensorswap_core::swapper::AioSection;
 /// let aio = AioSection::from_json(r#"{"aio": {"block_size": 262144, "use_gds": true}}"#)?;
 /// assert!(aio.use_gds);
 /// assert_eq!(aio.engine.block_size, 256 << 10);
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AioSection {

@@ -28,7 +28,7 @@ use crate::{
 /// [`DirOptions::keep`].
 ///
 /// ```
-/// use swap_api::swapper::SwapStore;
+/// use tensorswap_core::swapper::SwapStore;
 /// let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
 /// let store = SwapStore::builder().folders([a.path(), b.path()]).slab_size(1 << 20).slabs(2).build()?;
 /// assert_eq!(store.pool().stats().slabs, 2);
@@ -357,10 +357,10 @@ impl SwapStoreBuilder {
     /// [`FaultyEngine`](crate::FaultyEngine) for example.
     ///
     /// ```
-    /// use swap_api::swapper::SwapStore;
-    /// use swap_api::ThrottledEngine;
+    /// use tensorswap_core::swapper::SwapStore;
+    /// use tensorswap_core::ThrottledEngine;
     /// let (a, b) = (tempfile::tempdir()?, tempfile::tempdir()?);
-    /// let device = backend_cpu::CpuDevice::new()?;
+    /// let device = tensorswap_cpu::CpuDevice::new()?;
     /// let store = SwapStore::builder()
     ///     .folders([a.path(), b.path()])
     ///     .build_wrapping(&device, |_, engine| ThrottledEngine::new(engine, 500_000_000))?;

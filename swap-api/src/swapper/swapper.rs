@@ -35,9 +35,9 @@ use crate::{AnyEngine, Device, DeviceBuffer, Error, HostBufMut, IoEngine, Reject
 ///   and frees everything: device memory, slabs, the file.
 ///
 /// ```
-/// use swap_api::swapper::{SwapStore, Swapper, TensorMeta, TensorState};
-/// use swap_api::DeviceExt;
-/// let dev = backend_cpu::CpuDevice::new()?;
+/// use tensorswap_core::swapper::{SwapStore, Swapper, TensorMeta, TensorState};
+/// use tensorswap_core::DeviceExt;
+/// let dev = tensorswap_cpu::CpuDevice::new()?;
 /// let store = SwapStore::builder().slab_size(1 << 20).build_for(&dev)?;
 /// let swapper = Swapper::new(dev, store)?;
 /// let buf = swapper.device().alloc(4096)?;

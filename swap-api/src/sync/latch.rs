@@ -18,8 +18,8 @@ type FinalStep = Box<dyn FnOnce() -> Result<()> + Send>;
 /// reported (a file offset, say); [`Latch::close`] keeps the first.
 ///
 /// ```
-/// use swap_api::sync::{Latch, LatchPending};
-/// use swap_api::PendingOp;
+/// use tensorswap_core::sync::{Latch, LatchPending};
+/// use tensorswap_core::PendingOp;
 /// let latch = Latch::new(2);
 /// let pending = LatchPending::new(latch.clone());
 /// let worker = std::thread::spawn(move || {
@@ -28,7 +28,7 @@ type FinalStep = Box<dyn FnOnce() -> Result<()> + Send>;
 /// });
 /// pending.wait()?;
 /// # worker.join().unwrap();
-/// # Ok::<(), swap_api::Error>(())
+/// # Ok::<(), tensorswap_core::Error>(())
 /// ```
 pub struct Latch {
     state: Mutex<State>,

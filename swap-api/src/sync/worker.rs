@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 /// thread that panicked is logged, never propagated).
 ///
 /// ```
-/// use swap_api::sync::WorkerThread;
+/// use tensorswap_core::sync::WorkerThread;
 /// let (tx, rx) = std::sync::mpsc::channel::<u32>();
 /// let worker = WorkerThread::spawn("doubler".into(), move |jobs| {
 ///     for n in jobs {

@@ -6,7 +6,7 @@
 //! kernel or aborted by the allocator.
 //!
 //! ```
-//! use swap_api::sys::memory;
+//! use tensorswap_core::sys::memory;
 //! if let Some(limit) = memory::tightest() {
 //!     // e.g. "2147483648 bytes may be allocated (MemAvailable of /proc/meminfo)"
 //!     println!("{} bytes may be allocated ({limit})", limit.room());

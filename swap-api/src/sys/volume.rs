@@ -37,7 +37,7 @@ impl Volume {
     /// The file system holding `path`.
     ///
     /// ```
-    /// let volume = swap_api::sys::volume::Volume::of(&std::env::temp_dir())?;
+    /// let volume = tensorswap_core::sys::volume::Volume::of(&std::env::temp_dir())?;
     /// assert!(volume.total >= volume.available && !volume.file_system.is_empty());
     /// # Ok::<(), std::io::Error>(())
     /// ```
