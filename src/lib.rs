@@ -37,8 +37,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Library users who do not want the CLI's dependencies depend on it with
-//! `default-features = false, features = ["cpu"]` (or the backends they need).
+//! The default feature is `cpu`; the command-line tool is a crate of its
+//! own (`tensorswap-cli`), so none of its dependencies reach a library user.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -51,8 +51,29 @@ mod tensor_swap;
 
 pub use any::{AnyDevice, AnyMemory, AnyPending};
 pub use select::{open, open_best, Selection, COMPILED_BACKENDS};
-pub use tensorswap_core::*;
 pub use tensor_swap::{SwapHandle, Tensor, TensorSwap};
+
+// The core's user-facing API, named one by one: what a framework pins.
+// Backend authors depend on `tensorswap-core` itself, which also has the
+// OS (`sys`) and threading (`sync`) helpers backends share.
+#[cfg(target_os = "linux")]
+pub use tensorswap_core::UringEngine;
+pub use tensorswap_core::{buffer, pool, storage};
+pub use tensorswap_core::{
+    check_range, padded_len, wait_all, AioConfig, Capabilities, Device, DeviceBuffer, DeviceExt,
+    DeviceInfo, Direction, Done, Error, Failed, FaultStage, FaultyDevice, FaultyDevicePending,
+    HostBuf, HostBufMut, HostBuffer, HostTensor, IoOp, OwnerToken, PendingOp, Pinned, PinnedAlloc,
+    Pinning, Rejected, Result, Transfer, TransferResult,
+};
+pub use tensorswap_core::{
+    wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine, IoDone,
+    IoEngine, IoEngineExt, IoFailed, IoPending, IoResult, IoTicket, NamedOptions, StaleSweep,
+    SwapDir, SwapFile, ThreadEngine, ThrottledEngine,
+};
+pub use tensorswap_core::{Parked, PinnedPool, PinnedPoolBuilder, PoolStats, Slab, SlabPart};
+
+/// The swappers (`tensorswap-swapper`).
+pub use tensorswap_swapper as swapper;
 
 /// The CPU backend.
 #[cfg(feature = "cpu")]

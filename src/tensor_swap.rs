@@ -3,12 +3,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tensorswap_core::swapper::{
-    Result, SwapError, SwapStore, Swapper, TensorId, TensorMeta, TensorStatus,
-};
 use tensorswap_core::{
     AnyEngine, Device, DeviceBuffer, DeviceExt, Done, HostBuf, HostBufMut, IoEngine, Pinned,
     Rejected, TransferResult,
+};
+use tensorswap_swapper::{
+    Result, SwapError, SwapStore, Swapper, TensorId, TensorMeta, TensorStatus,
 };
 
 use crate::{open_best, AnyDevice};

@@ -77,6 +77,20 @@ fn decide_pinning(policy: Pinning, limit: &MemlockLimit) -> Result<bool> {
     }
 }
 
+/// The constructors: each goes through a builder.
+impl CpuDevice {
+    /// Opens a device with the default knobs (capacity = physical memory,
+    /// no added latency, [`crate::Pinning::Auto`]).
+    pub fn new() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Starts configuring a device.
+    pub fn builder() -> CpuDeviceBuilder {
+        CpuDeviceBuilder::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use tensorswap_core::{
 
 use crate::copier::Copier;
 use crate::memory::{Budget, CpuMemory};
-use crate::{CpuDeviceBuilder, CpuPending, BACKEND};
+use crate::{CpuPending, BACKEND};
 
 /// A device whose memory is host RAM; see the [crate docs](crate).
 ///
@@ -37,17 +37,6 @@ struct Shared {
 }
 
 impl CpuDevice {
-    /// Opens a device with the default knobs (capacity = physical memory,
-    /// no added latency, [`crate::Pinning::Auto`]).
-    pub fn new() -> Result<Self> {
-        Self::builder().build()
-    }
-
-    /// Starts configuring a device.
-    pub fn builder() -> CpuDeviceBuilder {
-        CpuDeviceBuilder::default()
-    }
-
     pub(crate) fn start(
         capacity: usize,
         latency: Duration,

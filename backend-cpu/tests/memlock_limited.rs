@@ -11,11 +11,11 @@
 use std::error::Error as StdError;
 use std::process::ExitCode;
 
-use tensorswap_cpu::{CpuDevice, Pinning};
 use tensorswap_core::sys::memlock::{Locked, MemlockLimit};
 use tensorswap_core::{
     AioConfig, Device, DeviceExt, Error, IoEngineExt, PinnedPool, SwapDir, UringEngine,
 };
+use tensorswap_cpu::{CpuDevice, Pinning};
 
 const LIMIT: u64 = 8 << 20;
 

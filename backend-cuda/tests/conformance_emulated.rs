@@ -13,8 +13,8 @@ use std::process::ExitCode;
 
 use emulated::{on_emulator, Run};
 
-use tensorswap_core::Error;
 use tensorswap_conformance::{run, Subject};
+use tensorswap_core::Error;
 
 const SUBJECT: Subject = Subject {
     label: "cuda-emulated",

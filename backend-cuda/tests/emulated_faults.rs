@@ -9,10 +9,10 @@ mod emulated;
 use std::ffi::CStr;
 use std::process::ExitCode;
 
-use tensorswap_cuda::CudaDevice;
 use emulated::{on_emulator, Run};
 use libtest_mimic::{Arguments, Failed, Trial};
 use tensorswap_core::{Device, DeviceBuffer, DeviceExt, Error, PinnedPool, SwapDir, SwapFile};
+use tensorswap_cuda::CudaDevice;
 
 /// `CUDA_ERROR_OUT_OF_MEMORY` and `CUDA_ERROR_INVALID_VALUE`.
 const OUT_OF_MEMORY: u32 = 2;

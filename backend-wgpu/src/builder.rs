@@ -51,7 +51,7 @@ impl Default for WgpuDeviceBuilder {
 
 impl WgpuDeviceBuilder {
     /// Backends to look on (default: `WGPU_BACKEND`, else all that are
-    /// compiled in: Vulkan, Metal, DX12, GL).
+    /// compiled in: Vulkan and GL on Linux).
     pub fn backends(mut self, backends: wgpu::Backends) -> Self {
         self.wanted.backends = Some(backends);
         self
@@ -152,5 +152,25 @@ impl WgpuDeviceBuilder {
             buffers: self.staging_buffers,
             timeout: self.timeout,
         })
+    }
+}
+
+/// The constructors: each goes through a builder.
+impl WgpuDevice {
+    /// Opens the default adapter (honouring `WGPU_BACKEND`,
+    /// `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`) with the default knobs.
+    pub fn open() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// Starts configuring a device.
+    pub fn builder() -> WgpuDeviceBuilder {
+        WgpuDeviceBuilder::default()
+    }
+
+    /// Wraps a device and queue the application already has, with the
+    /// default knobs; see [`WgpuDeviceBuilder::wrap`].
+    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
+        Self::builder().wrap(device, queue)
     }
 }

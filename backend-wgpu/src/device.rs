@@ -12,7 +12,7 @@ use tensorswap_core::sync::{Latch, LatchPending};
 use crate::window::ALIGN;
 use crate::worker::{HostPtr, Job, Staging, Transfer, Transfers};
 use crate::WgpuPending;
-use crate::{WgpuDeviceBuilder, BACKEND};
+use crate::BACKEND;
 
 /// A wgpu device; see the [crate docs](crate).
 ///
@@ -36,23 +36,6 @@ struct Shared {
 }
 
 impl WgpuDevice {
-    /// Opens the default adapter (honouring `WGPU_BACKEND`,
-    /// `WGPU_ADAPTER_NAME` and `WGPU_POWER_PREF`) with the default knobs.
-    pub fn open() -> Result<Self> {
-        Self::builder().build()
-    }
-
-    /// Starts configuring a device.
-    pub fn builder() -> WgpuDeviceBuilder {
-        WgpuDeviceBuilder::default()
-    }
-
-    /// Wraps a device and queue the application already has, with the
-    /// default knobs; see [`WgpuDeviceBuilder::wrap`].
-    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
-        Self::builder().wrap(device, queue)
-    }
-
     pub(crate) fn start(
         device: wgpu::Device,
         queue: wgpu::Queue,

@@ -1,4 +1,4 @@
-//! tensorswap's wgpu backend: any GPU wgpu drives (Vulkan, Metal, DX12, GL).
+//! tensorswap's wgpu backend: any GPU wgpu drives on Linux (Vulkan, GL).
 //!
 //! Device memory is one `wgpu::Buffer` per allocation
 //! ([`WgpuMemory::buffer`] binds it in your shaders). Transfers run on a

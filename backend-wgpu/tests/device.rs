@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use tensorswap_wgpu::WgpuDevice;
 use tensorswap_core::{Device, DeviceExt, Error};
+use tensorswap_wgpu::WgpuDevice;
 
 fn noop_with(limits: wgpu::Limits) -> (wgpu::Device, wgpu::Queue) {
     wgpu::Device::noop(&wgpu::DeviceDescriptor {

@@ -10,9 +10,9 @@
 
 use std::process::ExitCode;
 
-use tensorswap_wgpu::WgpuDevice;
 use tensorswap_conformance::cases::past_the_memlock_limit;
 use tensorswap_conformance::{limit_memlock, required_backends};
+use tensorswap_wgpu::WgpuDevice;
 
 const LIMIT: usize = 8 << 20;
 

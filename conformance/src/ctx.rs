@@ -24,8 +24,8 @@ impl From<tensorswap_core::Error> for CaseError {
     }
 }
 
-impl From<tensorswap_core::swapper::SwapError> for CaseError {
-    fn from(e: tensorswap_core::swapper::SwapError) -> Self {
+impl From<tensorswap_swapper::SwapError> for CaseError {
+    fn from(e: tensorswap_swapper::SwapError) -> Self {
         CaseError(format!("unexpected swapper error: {e}"))
     }
 }

@@ -39,19 +39,7 @@ pub mod swapper;
 pub use ctx::{expect_bytes, first_difference, pattern, raw_file, CaseError, Ctx, Outcome};
 pub use memlock::limit_memlock;
 pub use require::{parse_required, required_backends, KNOWN_BACKENDS, REQUIRE_VAR};
-pub use runner::{run, run_suite};
-
-/// The name a suite run is reported under (`conformance[label]`) and the
-/// backend or engine name `TENSORSWAP_REQUIRE` must list to make its skip a
-/// failure. Usually the two are the same name; decorated subjects get a
-/// label of their own (`faulty(cpu)`) and require what they decorate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subject {
-    /// The report label.
-    pub label: &'static str,
-    /// The name in `TENSORSWAP_REQUIRE`.
-    pub requires: &'static str,
-}
+pub use runner::{run, run_suite, Subject};
 
 /// Defines `main` for a backend's conformance test binary (`harness = false`).
 ///

@@ -7,7 +7,19 @@ use libtest_mimic::{Arguments, Trial};
 use tensorswap_core::Device;
 
 use crate::cases::Case;
-use crate::{cases, required_backends, Ctx, Subject, REQUIRE_VAR};
+use crate::{cases, required_backends, Ctx, REQUIRE_VAR};
+
+/// The name a suite run is reported under (`conformance[label]`) and the
+/// backend or engine name `TENSORSWAP_REQUIRE` must list to make its skip a
+/// failure. Usually the two are the same name; decorated subjects get a
+/// label of their own (`faulty(cpu)`) and require what they decorate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    /// The report label.
+    pub label: &'static str,
+    /// The name in `TENSORSWAP_REQUIRE`.
+    pub requires: &'static str,
+}
 
 /// Runs the device suite against devices from `open`, as a `harness = false`
 /// test binary (use [`crate::conformance_main!`] rather than calling this).
@@ -110,7 +122,11 @@ enum Verdict {
 }
 
 /// Decides from the outcome of opening a subject and whether `TENSORSWAP_REQUIRE` names it.
-fn verdict(subject: Subject, opened: Result<(), &tensorswap_core::Error>, required: bool) -> Verdict {
+fn verdict(
+    subject: Subject,
+    opened: Result<(), &tensorswap_core::Error>,
+    required: bool,
+) -> Verdict {
     let Subject { label, requires } = subject;
     match opened {
         Ok(()) => Verdict::Run,

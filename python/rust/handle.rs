@@ -42,9 +42,9 @@ use tensorswap_core::{AioConfig, AnyEngine, EngineKind, IoEngine, IoOp, NamedOpt
 
 use crate::locked;
 use crate::names::{descriptor, path_of};
-use crate::op::{tensors, to_py, Op};
+use crate::op::{to_py, Op};
 use crate::queue::Queue;
-use crate::tensor::{as_tensor, device_type, torch_pinned, TensorRef};
+use crate::tensor::{as_tensor, device_type, tensors, torch_pinned, TensorRef};
 
 /// DeepSpeed's `O_DIRECT` alignment unit (`get_alignment` is the
 /// parallelism times this).

@@ -125,7 +125,10 @@ fn managed() -> &'static Mutex<BTreeMap<usize, Arc<Block>>> {
 /// limit allows, and managed (seen by [`is_managed`]) if asked; the error
 /// says why the memory could not be had. Gives the block and, where
 /// locking was refused, why.
-pub fn allocate(nbytes: usize, manage: bool) -> tensorswap_core::Result<(LockedBlock, Option<String>)> {
+pub fn allocate(
+    nbytes: usize,
+    manage: bool,
+) -> tensorswap_core::Result<(LockedBlock, Option<String>)> {
     let memory = AlignedAlloc::zeroed(nbytes.max(1), page_size())?;
     // SAFETY: the range is the allocation just made, which the block owns
     // and frees only after the lock (declared first) is dropped.

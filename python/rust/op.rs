@@ -6,18 +6,12 @@ use std::ptr::NonNull;
 
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
-use pyo3::types::PyModule;
 use tensorswap_core::storage::IoRequest;
 use tensorswap_core::sync::LatchPending;
 use tensorswap_core::{AnyEngine, IoEngine, IoOp, PendingOp, SwapFile};
 
 use crate::locked::{self, LockedBlock};
-use crate::tensor::TensorRef;
-
-/// The package's torch helpers (`tensorswap/_tensors.py`).
-pub fn tensors(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
-    PyModule::import(py, "tensorswap._tensors")
-}
+use crate::tensor::{tensors, TensorRef};
 
 /// Where a tensor's bytes travel through when it cannot take I/O in place.
 struct Bounce {

@@ -15,7 +15,10 @@ use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use tensorswap_core::IoOp;
 
-use crate::op::tensors;
+/// The package's torch helpers (`tensorswap/_tensors.py`).
+pub fn tensors(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    PyModule::import(py, "tensorswap._tensors")
+}
 
 /// A tensor taking part in an operation.
 pub struct TensorRef {

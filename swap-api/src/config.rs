@@ -19,7 +19,7 @@ const MAX_PARALLELISM: usize = 256;
 /// name of `intra_op_parallelism`. Unknown keys are an error that names the
 /// key and the known ones (DeepSpeed ignores them silently). The section's
 /// `use_gds` key is accepted and left to the swappers, which act on it
-/// ([`AioSection`](crate::swapper::AioSection)): it says how tensors travel,
+/// (`tensorswap_swapper::AioSection`): it says how tensors travel,
 /// not how the engine runs.
 ///
 /// ```
@@ -73,7 +73,7 @@ impl AioConfig {
     /// `"aio": null`, DeepSpeed's defaults) or the bare section. Counts may be
     /// written as integral floats (`1e6`), as DeepSpeed's docs do.
     pub fn from_json(text: &str) -> Result<Self> {
-        Ok(parse_section(text)?.0)
+        Ok(Self::from_json_with_gds(text)?.0)
     }
 
     /// The config as a DeepSpeed `{"aio": {...}}` object, every key spelled out.
@@ -133,10 +133,16 @@ impl AioConfig {
     }
 }
 
-/// The `"aio"` section of `text` (a whole DeepSpeed config or the bare
-/// section): the engine's settings, and the value of `use_gds` (false when
-/// absent), the one key of the section that is not the engine's.
-pub(crate) fn parse_section(text: &str) -> Result<(AioConfig, bool)> {
+impl AioConfig {
+    /// [`from_json`](Self::from_json), with the value of `use_gds` (false
+    /// when absent): the one key of the section that is not the engine's
+    /// (the swappers act on it).
+    pub fn from_json_with_gds(text: &str) -> Result<(Self, bool)> {
+        parse_section(text)
+    }
+}
+
+fn parse_section(text: &str) -> Result<(AioConfig, bool)> {
     let levels = [Level {
         key: "aio",
         siblings: TOP_LEVEL,

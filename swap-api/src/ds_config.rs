@@ -11,15 +11,17 @@ use crate::{Error, Result};
 
 /// One level on the way to a section: the key that holds the next level,
 /// and the keys that show a document is this level even without that key.
-pub(crate) struct Level {
-    pub(crate) key: &'static str,
-    pub(crate) siblings: &'static [&'static str],
+pub struct Level {
+    /// The key that holds the next level.
+    pub key: &'static str,
+    /// Keys that show a document is this level even without [`key`](Self::key).
+    pub siblings: &'static [&'static str],
     /// Sibling keys given by prefix (`stage3_...`).
-    pub(crate) sibling_prefixes: &'static [&'static str],
+    pub sibling_prefixes: &'static [&'static str],
 }
 
 /// Top-level keys of a whole DeepSpeed config (DeepSpeed's documented ones).
-pub(crate) const TOP_LEVEL: &[&str] = &[
+pub const TOP_LEVEL: &[&str] = &[
     "activation_checkpointing",
     "aio",
     "amp",
@@ -69,7 +71,7 @@ pub(crate) const TOP_LEVEL: &[&str] = &[
 ];
 
 /// Keys of DeepSpeed's `zero_optimization` object (besides `stage3_*`).
-pub(crate) const ZERO_LEVEL: &[&str] = &[
+pub const ZERO_LEVEL: &[&str] = &[
     "allgather_bucket_size",
     "allgather_partitions",
     "contiguous_gradients",
@@ -110,7 +112,7 @@ pub(crate) const ZERO_LEVEL: &[&str] = &[
 /// A document counts as a level when it has that level's key or one of its
 /// siblings; otherwise it is taken for the next level down, so a bare section
 /// with a misspelt key still reaches the section's parser and its error.
-pub(crate) fn find_section(
+pub fn find_section(
     text: &str,
     name: &str,
     levels: &[Level],
@@ -161,7 +163,7 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// Parses a found section (or DeepSpeed's defaults when there is none).
-pub(crate) fn parse<T: serde::de::DeserializeOwned + Default>(
+pub fn parse<T: serde::de::DeserializeOwned + Default>(
     name: &str,
     section: Option<Map<String, Value>>,
 ) -> Result<T> {
@@ -172,7 +174,7 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// `Error::Config` for the section `name`, the input's words shortened.
-pub(crate) fn config_error(name: &str, reason: &dyn std::fmt::Display) -> Error {
+pub fn config_error(name: &str, reason: &dyn std::fmt::Display) -> Error {
     Error::Config {
         reason: format!("\"{name}\" section: {}", bounded(&reason.to_string())),
     }
@@ -186,7 +188,7 @@ const MAX_MESSAGE: usize = 2000;
 /// `message` with every run of more than [`MAX_WORD`] non-space characters
 /// cut to its start and its length, and at most [`MAX_MESSAGE`] bytes in
 /// all: a 50 MB key must not come back whole in an error.
-pub(crate) fn bounded(message: &str) -> String {
+pub fn bounded(message: &str) -> String {
     let mut out = String::new();
     for (i, word) in message.split(' ').enumerate() {
         if i > 0 {
@@ -213,9 +215,7 @@ pub(crate) fn bounded(message: &str) -> String {
 
 /// Deserializes a count written as an integer or, as DeepSpeed's own docs
 /// write them, as a float with an integral value (`1e8`).
-pub(crate) fn count<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> std::result::Result<usize, D::Error> {
+pub fn count<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<usize, D::Error> {
     use serde::de::Error as _;
     match Number::deserialize(deserializer)? {
         Number::Int(n) => {

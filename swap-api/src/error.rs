@@ -56,7 +56,7 @@ impl fmt::Display for IoOp {
 
 /// What can go wrong below the swappers (devices, host memory, pools, files
 /// and I/O engines, configuration), with the context needed to act on it.
-/// The swappers' own refusals are [`SwapError`](crate::swapper::SwapError),
+/// The swappers' own refusals are `tensorswap_swapper::SwapError`,
 /// which wraps this one.
 ///
 /// Every message is whole on its own: an OS error is part of the message

@@ -172,7 +172,7 @@ pub trait DeviceExt: Device + Sized {
     /// `src_offset`, into `dst`, and waits.
     ///
     /// The buffer stays shared (e.g. a swapper's
-    /// [`TensorHandle`](crate::swapper::TensorHandle)): while a clone of
+    /// `TensorHandle`): while a clone of
     /// the `Arc` is held nobody can own it, so nobody can upload into it or
     /// free it, and the copy has finished when this returns.
     fn download_shared<H: HostBufMut>(

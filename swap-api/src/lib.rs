@@ -17,9 +17,6 @@
 //!   engines ([`IoEngine`], io_uring and thread pool), with [`IoEngineExt`]
 //!   as the safe, buffer-owning layer.
 //! - [`PinnedPool`]: one aligned, locked arena leased in slabs.
-//! - [`swapper`]: the swappers ([`swapper::Swapper`] and the parameter,
-//!   optimizer and gradient swappers on top of it), with their own error,
-//!   [`swapper::SwapError`].
 //! - [`AioConfig`]: the engine's settings from DeepSpeed's `"aio"` section.
 //! - [`Error`]: the `#[non_exhaustive]` error of everything below the
 //!   swappers; [`Rejected`] hands a refused call's buffers back with it.
@@ -38,11 +35,13 @@
 //! # Layers: what each module may use
 //!
 //! From the bottom up; a module uses only the layers below it (and its own).
-//! A change that needs an upward edge belongs in a higher layer.
+//! A change that needs an upward edge belongs in a higher layer. The
+//! workspace's `tests/layout` checks it (the same table), and that no two
+//! files of any crate use each other, directly or through others.
 //!
 //! 1. **Foundations**: `error` ([`Error`], [`Result`], [`check_range`]),
 //!    `rejected` ([`Rejected`]), `pending` ([`PendingOp`]), `fault`
-//!    ([`FaultStage`]), `ds_config` (finding a section in a DeepSpeed
+//!    ([`FaultStage`]), [`ds_config`] (finding a section in a DeepSpeed
 //!    config, counts written `1e8`, bounded messages), `config`
 //!    ([`AioConfig`]), [`sys`] (the OS and the
 //!    allocator), [`sync`] ([`sync::WorkerThread`], [`sync::Latch`]). They
@@ -58,12 +57,13 @@
 //!    for direct storage's [`SwapFile`].
 //! 5. **Pools**: [`pool`] ([`PinnedPool`]). It uses devices (to register
 //!    its arena) and storage (to offer it to an engine).
-//! 6. **Swappers**: [`swapper`]. Everything above; nothing uses it. Its
-//!    errors are [`swapper::SwapError`], which wraps [`Error`].
 //!
-//! Backends (`backend-cpu`, `backend-wgpu`, `backend-cuda`) implement
-//! [`Device`] on the public items of layers 1 to 4 ([`sync`] and [`sys`]
-//! included); no backend knows another, and this crate knows none.
+//! The swappers are a crate of their own above this one
+//! (`tensorswap-swapper`), so that nothing here can use them.
+//!
+//! Backends (`tensorswap-cpu`, `tensorswap-wgpu`, `tensorswap-cuda`)
+//! implement [`Device`] on the public items of layers 1 to 4 ([`sync`] and
+//! [`sys`] included); no backend knows another, and this crate knows none.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -71,7 +71,7 @@ pub mod buffer;
 mod config;
 mod device;
 mod device_buffer;
-mod ds_config;
+pub mod ds_config;
 mod error;
 mod ext;
 mod fault;
@@ -82,7 +82,6 @@ mod pinning;
 pub mod pool;
 mod rejected;
 pub mod storage;
-pub mod swapper;
 pub mod sync;
 pub mod sys;
 mod tensor;

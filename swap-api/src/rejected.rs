@@ -10,7 +10,7 @@ use crate::Error;
 /// [`IoFailed`](crate::IoFailed)).
 ///
 /// The error is the core [`Error`] by default; the swappers hand back
-/// `Rejected<T, SwapError>` ([`crate::swapper::SwapError`]).
+/// `Rejected<T, SwapError>` (`tensorswap_swapper::SwapError`).
 pub struct Rejected<T, E = Error> {
     /// What went wrong.
     pub error: E,
@@ -25,7 +25,7 @@ impl<T, E> Rejected<T, E> {
     }
 
     /// The same rejection with the error converted (e.g. into a
-    /// [`SwapError`](crate::swapper::SwapError)).
+    /// `tensorswap_swapper::SwapError`).
     pub fn map_err<F: From<E>>(self) -> Rejected<T, F> {
         Rejected {
             error: self.error.into(),
@@ -58,14 +58,5 @@ impl<T, E: std::error::Error> std::error::Error for Rejected<T, E> {
 impl<T> From<Rejected<T>> for Error {
     fn from(rejected: Rejected<T>) -> Self {
         rejected.error
-    }
-}
-
-impl<T, E> From<Rejected<T, E>> for crate::swapper::SwapError
-where
-    crate::swapper::SwapError: From<E>,
-{
-    fn from(rejected: Rejected<T, E>) -> Self {
-        rejected.error.into()
     }
 }

@@ -5,8 +5,8 @@
 use std::os::unix::fs::FileExt;
 
 use proptest::prelude::*;
-use tensorswap_core::{Device, DeviceExt, Error, SwapDir, SwapFile};
 use tempfile::TempDir;
+use tensorswap_core::{Device, DeviceExt, Error, SwapDir, SwapFile};
 
 use super::io::{filled, get};
 use crate::engine::scratch_parent;

@@ -1,6 +1,8 @@
 //! Injected faults (through `FaultyDevice`) are typed errors that lose nothing.
 
-use tensorswap_core::{Device, DeviceExt, Direction, Error, Failed, FaultStage, FaultyDevice, Transfer};
+use tensorswap_core::{
+    Device, DeviceExt, Direction, Error, Failed, FaultStage, FaultyDevice, Transfer,
+};
 
 use super::io::{filled, get};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};

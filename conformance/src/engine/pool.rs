@@ -53,7 +53,8 @@ pub fn pool_slabs_through_engine<E: IoEngine>(ctx: &Ctx<E>) -> Outcome {
     let mut in_flight = std::collections::VecDeque::new();
     for i in 0..12u64 {
         if in_flight.len() == 3 {
-            let ticket: tensorswap_core::IoTicket<_, _> = in_flight.pop_front().expect("3 in flight");
+            let ticket: tensorswap_core::IoTicket<_, _> =
+                in_flight.pop_front().expect("3 in flight");
             ticket.wait()?;
         }
         let mut lease = pool.lease();

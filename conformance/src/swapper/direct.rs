@@ -2,8 +2,8 @@
 //! with a reason where it cannot; the same bytes and the same failure
 //! semantics either way.
 
-use tensorswap_core::swapper::{DataPath, TensorState};
 use tensorswap_core::{Device, DirOptions, FaultStage};
+use tensorswap_swapper::{DataPath, TensorState};
 
 use super::faults::transfer_faults;
 use super::roundtrip::roundtrip_all;

@@ -3,8 +3,8 @@
 
 use std::os::unix::fs::FileExt;
 
-use tensorswap_core::swapper::{SwapError, TensorState};
 use tensorswap_core::{Device, DirOptions, Error, FaultStage, IoOp};
+use tensorswap_swapper::{SwapError, TensorState};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, raw_file, CaseError, Ctx, Outcome};

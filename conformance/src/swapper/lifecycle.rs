@@ -4,8 +4,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use tensorswap_core::swapper::{GradientSwapper, SwapError, TensorState};
 use tensorswap_core::{Device, DeviceExt, DirOptions, Error, FaultStage, IoOp};
+use tensorswap_swapper::{GradientSwapper, SwapError, TensorState};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};

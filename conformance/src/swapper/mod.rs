@@ -25,11 +25,11 @@ pub use roundtrip::{errors, host_tier, mixed_sizes};
 pub use striped::striped_folders;
 
 use tensorswap_core::storage::DEFAULT_STRIPE_UNIT;
-use tensorswap_core::swapper::{SwapStore, Swapper, TensorId, TensorMeta};
 use tensorswap_core::{
     AioConfig, AnyEngine, Device, DeviceExt, DirOptions, EngineKind, FaultyDevice, FaultyEngine,
     PinnedPool, SwapDir,
 };
+use tensorswap_swapper::{SwapStore, Swapper, TensorId, TensorMeta};
 
 use crate::engine::scratch_parent;
 use crate::{CaseError, Ctx};

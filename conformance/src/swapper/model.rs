@@ -2,8 +2,8 @@
 //! state and bytes (a proptest state machine).
 
 use proptest::prelude::*;
-use tensorswap_core::swapper::{SwapError, TensorState};
 use tensorswap_core::{Device, DeviceExt, DirOptions};
+use tensorswap_swapper::{SwapError, TensorState};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};

@@ -1,9 +1,9 @@
 //! The parameter swapper's `buffer_count` / `buffer_size` limits.
 
-use tensorswap_core::swapper::{
+use tensorswap_core::{Device, DeviceExt, DirOptions, Error};
+use tensorswap_swapper::{
     AioSection, OffloadDevice, OffloadParamConfig, ParamSwapper, SwapError, TensorMeta, TensorState,
 };
-use tensorswap_core::{Device, DeviceExt, DirOptions, Error};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, CaseError, Ctx, Outcome};

@@ -1,8 +1,8 @@
 //! Tensors of every awkward size go out and come back byte for byte, through
 //! the file and through the host tier; bad calls are typed errors.
 
-use tensorswap_core::swapper::{SwapError, TensorMeta, TensorState};
 use tensorswap_core::{Device, DeviceExt, DirOptions, DirectIo, Error, IoOp};
+use tensorswap_swapper::{SwapError, TensorMeta, TensorState};
 
 use super::{rig, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, Ctx, Outcome};

@@ -7,8 +7,8 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use tensorswap_core::swapper::{DataPath, SwapError, TensorState};
 use tensorswap_core::{Device, DirOptions, Error, FaultStage, IoOp};
+use tensorswap_swapper::{DataPath, SwapError, TensorState};
 
 use super::{rig_over, Rig, SLAB};
 use crate::{check, expect_bytes, pattern, raw_file, CaseError, Ctx, Outcome};

@@ -4,25 +4,25 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tensorswap_cuda::CudaDevice;
 use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Shape, Storage, Tensor};
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DeviceRepr};
-use tensorswap_core::swapper::{SwapTicket, Swapper, TensorId, TensorState};
+use tensorswap_cuda::CudaDevice;
+use tensorswap_swapper::{SwapTicket, Swapper, TensorId, TensorState};
 
 use crate::host::{byte_range, unsupported_dtype};
-use crate::offload::{settle, start_out, OffloaderBuilder};
+use crate::swapping::{settle, start_out, StoreSettings};
 use crate::{Error, Result};
 
 /// The swappers, one per CUDA context met so far.
 pub(crate) struct CudaSwappers {
-    settings: OffloaderBuilder,
+    settings: StoreSettings,
     swappers: Mutex<Vec<Arc<Swapper<CudaDevice>>>>,
 }
 
 impl CudaSwappers {
-    pub(crate) fn new(settings: OffloaderBuilder) -> Self {
+    pub(crate) fn new(settings: StoreSettings) -> Self {
         Self {
             settings,
             swappers: Mutex::new(Vec::new()),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tensorswap_core::swapper::{SwapError, TensorId};
+use tensorswap_swapper::{SwapError, TensorId};
 
 /// The integration's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -27,15 +27,18 @@
 //! # Layers: what each module may use
 //!
 //! 1. `raw` (the crate's unsafe code: plain element types as bytes) and
-//!    `error` ([`Error`]): candle, `half`, `float8` and swap-api's errors.
+//!    `error` ([`Error`]): candle, `half`, `float8` and tensorswap-core's errors.
 //! 2. `host` (CPU tensors as bytes, tensors assembled from bytes) and
 //!    `header` (safetensors headers): layer 1.
 //! 3. `load` ([`load_safetensors`], [`LoadOptions`]) and `var_builder`
-//!    ([`var_builder`], [`EngineTensors`]): layers 1-2 and swap-api's
+//!    ([`var_builder`], [`EngineTensors`]): layers 1-2 and tensorswap-core's
 //!    storage and pools.
-//! 4. `offload` ([`Offloader`]) and, with the `cuda` feature, `cuda` (the
-//!    CUDA side of the offloader, on `backend-cuda`): layers 1-2 and
-//!    swap-api's swappers.
+//! 4. `swapping` (a store from the settings, a swap-out started and
+//!    settled: what every device kind shares): layers 1-2 and the
+//!    swappers (`tensorswap-swapper`).
+//! 5. `cuda` (with the `cuda` feature: the CUDA side of the offloader, on
+//!    `tensorswap-cuda`), then `offload` ([`Offloader`]): the layers
+//!    below; `offload` uses `cuda`, never the other way round.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -47,6 +50,7 @@ mod host;
 mod load;
 mod offload;
 mod raw;
+mod swapping;
 mod var_builder;
 
 pub use error::{Error, Result};

@@ -4,12 +4,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use tensorswap_cpu::CpuDevice;
 use candle_core::{DType, Device, DeviceLocation, Shape, Tensor};
-use tensorswap_core::swapper::{SwapStore, SwapTicket, Swapper, TensorId, TensorMeta, TensorState};
 use tensorswap_core::EngineKind;
+use tensorswap_cpu::CpuDevice;
+use tensorswap_swapper::{SwapTicket, Swapper, TensorId, TensorState};
 
 use crate::host::with_cpu_bytes;
+use crate::swapping::{settle, start_out, StoreSettings};
 use crate::{Error, Result};
 
 /// Swaps candle tensors out to a private swap folder and back, by id.
@@ -81,61 +82,44 @@ pub struct OffloadStatus {
 /// Settings of an [`Offloader`]'s swap folders and pinned slabs.
 #[derive(Debug, Clone, Default)]
 pub struct OffloaderBuilder {
-    pub(crate) folder: Option<PathBuf>,
-    pub(crate) slab_size: Option<usize>,
-    pub(crate) slabs: Option<usize>,
-    pub(crate) engine: EngineKind,
+    settings: StoreSettings,
 }
 
 impl OffloaderBuilder {
     /// The folder the private swap folder is made in (default: the system's
     /// temporary folder).
     pub fn folder(mut self, path: impl Into<PathBuf>) -> Self {
-        self.folder = Some(path.into());
+        self.settings.folder = Some(path.into());
         self
     }
 
     /// Bytes per pinned slab (default: the store's).
     pub fn slab_size(mut self, bytes: usize) -> Self {
-        self.slab_size = Some(bytes);
+        self.settings.slab_size = Some(bytes);
         self
     }
 
     /// Pinned slabs per swapper (default: the store's).
     pub fn slabs(mut self, count: usize) -> Self {
-        self.slabs = Some(count);
+        self.settings.slabs = Some(count);
         self
     }
 
     /// The engine (io_uring or the thread pool).
     pub fn engine(mut self, kind: EngineKind) -> Self {
-        self.engine = kind;
+        self.settings.engine = kind;
         self
-    }
-
-    /// A store with these settings, its slabs registered with `device`.
-    pub(crate) fn store_for<D: tensorswap_core::Device>(&self, device: &D) -> Result<SwapStore> {
-        let mut builder = SwapStore::builder()
-            .folder(self.folder.clone().unwrap_or_else(std::env::temp_dir))
-            .engine(self.engine);
-        if let Some(bytes) = self.slab_size {
-            builder = builder.slab_size(bytes);
-        }
-        if let Some(count) = self.slabs {
-            builder = builder.slabs(count);
-        }
-        Ok(builder.build_for(device)?)
     }
 
     /// The offloader. Its swap folder is made now (CUDA ones when a first
     /// tensor of that context arrives).
     pub fn build(self) -> Result<Offloader> {
         let device = CpuDevice::new()?;
-        let store = self.store_for(&device)?;
+        let store = self.settings.store_for(&device)?;
         Ok(Offloader {
             cpu: Swapper::new(device, store)?,
             #[cfg(feature = "cuda")]
-            cuda: crate::cuda::CudaSwappers::new(self),
+            cuda: crate::cuda::CudaSwappers::new(self.settings),
             tensors: Mutex::new(HashMap::new()),
         })
     }
@@ -326,32 +310,6 @@ impl Offloader {
         #[cfg(feature = "cuda")]
         self.cuda.wait_idle();
     }
-}
-
-/// Registers `buf` as tensor `id` and starts its swap-out; nothing is left
-/// registered when that cannot start.
-pub(crate) fn start_out<D: tensorswap_core::Device>(
-    swapper: &Swapper<D>,
-    id: TensorId,
-    bytes: usize,
-    buf: tensorswap_core::DeviceBuffer<D>,
-) -> Result<SwapTicket> {
-    swapper.register(id, TensorMeta::bytes_of(bytes), buf)?;
-    swapper.swap_out(&[id]).map_err(|error| {
-        let _ = swapper.remove(id);
-        error.into()
-    })
-}
-
-/// Waits while tensor `id` is still being swapped out; then whether it has
-/// a stored copy (false after a failed swap-out: it is resident, and the
-/// only copy).
-pub(crate) fn settle<D: tensorswap_core::Device>(swapper: &Swapper<D>, id: TensorId) -> Result<bool> {
-    if swapper.status(id)?.state == TensorState::SwappingOut {
-        swapper.wait_idle();
-    }
-    let status = swapper.status(id)?;
-    Ok(status.state != TensorState::Resident || status.clean)
 }
 
 fn unsupported_device(device: &Device) -> Error {

@@ -5,8 +5,8 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::{raw_bytes, seeded, SIZED_DTYPES};
-use tensorswap_core::swapper::TensorState;
 use tensorswap_candle::{Error, Offloader};
+use tensorswap_swapper::TensorState;
 
 fn offloader(dir: &std::path::Path) -> Offloader {
     Offloader::builder()

@@ -8,8 +8,8 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::{raw_bytes, seeded};
-use tensorswap_core::swapper::TensorState;
 use tensorswap_candle::Offloader;
+use tensorswap_swapper::TensorState;
 
 #[test]
 fn a_failed_swap_out_gives_the_tensor_back() -> anyhow::Result<()> {

@@ -75,7 +75,7 @@ unsafe impl<T: Pod + Send + Sync> HostBufMut for Box<[T]> {
 }
 
 /// The bytes of an owned host buffer, mutably.
-pub(crate) fn bytes_mut<B: HostBufMut>(buf: &mut B) -> &mut [u8] {
+pub fn bytes_mut<B: HostBufMut>(buf: &mut B) -> &mut [u8] {
     let len = buf.bytes_len();
     let ptr = buf.stable_mut_ptr();
     if len == 0 {

@@ -7,6 +7,6 @@ mod host_buf;
 mod pinned;
 
 pub use host::HostBuffer;
-pub(crate) use host_buf::bytes_mut;
+pub use host_buf::bytes_mut;
 pub use host_buf::{HostBuf, HostBufMut};
 pub use pinned::Pinned;

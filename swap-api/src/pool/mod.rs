@@ -297,8 +297,8 @@ impl PinnedPool {
     /// Leases a slab, blocking while one will come back, or fails with
     /// [`Error::PoolStalled`] when every leased slab is [`Parked`]: held by
     /// its users between their calls, so waiting could never end (say, a
-    /// [`GradientSwapper`](crate::swapper::GradientSwapper)'s open slab in
-    /// the one-slab pool a [`Swapper`](crate::swapper::Swapper) shares).
+    /// `GradientSwapper`'s open slab in
+    /// the one-slab pool a `Swapper` shares).
     ///
     /// ```
     /// use tensorswap_core::{Error, PinnedPool};
@@ -313,8 +313,9 @@ impl PinnedPool {
         self.lease_or_stall().map_err(Error::from)
     }
 
-    /// [`wait_lease`](Self::wait_lease), its failure as a `Copy` value.
-    pub(crate) fn lease_or_stall(&self) -> std::result::Result<Slab, Stalled> {
+    /// [`wait_lease`](Self::wait_lease), its failure as a `Copy` value
+    /// (for a caller that refuses many requests with it).
+    pub fn lease_or_stall(&self) -> std::result::Result<Slab, Stalled> {
         let mut state = self.inner.lock();
         loop {
             if let Some(index) = self.inner.take(&mut state) {
@@ -388,11 +389,15 @@ impl PinnedPool {
     }
 }
 
-/// A lease that would wait only for parked slabs.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Stalled {
-    slabs: usize,
-    parked: usize,
+/// A lease that would wait only for parked slabs
+/// ([`PinnedPool::lease_or_stall`]); it converts into
+/// [`Error::PoolStalled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stalled {
+    /// The pool's slabs.
+    pub slabs: usize,
+    /// How many of them are parked.
+    pub parked: usize,
 }
 
 impl From<Stalled> for Error {

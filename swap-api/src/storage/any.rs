@@ -64,7 +64,7 @@ impl AnyEngine {
     ///
     /// `use_gds` does not change the engine: it asks swappers to move
     /// tensors between device memory and the file directly
-    /// ([`DataPath`](crate::swapper::DataPath)), and this engine still serves
+    /// (`tensorswap_swapper::DataPath`), and this engine still serves
     /// the pinned path they fall back to.
     pub fn new(kind: EngineKind, config: &AioConfig) -> Result<Self> {
         match kind {

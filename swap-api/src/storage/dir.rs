@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use super::dio::{self, DioSupport, DirectIo};
 use super::file::SwapFile;
+use super::folder::{remove_folder, DirInner};
 use super::stale::{self, StaleSweep, FOLDER_PREFIX, KEPT_INFIX, LOCK_NAME};
-use crate::sys::fs::{open_at, try_lock, unlink_at};
+use crate::sys::fs::{open_at, try_lock};
 use crate::{Error, Result};
 
 /// A private (`0700`) folder created for one user of the I/O engine, holding
@@ -44,19 +45,6 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct SwapDir {
     inner: Arc<DirInner>,
-}
-
-#[derive(Debug)]
-pub(crate) struct DirInner {
-    pub(crate) path: PathBuf,
-    pub(crate) handle: File,
-    pub(crate) dio: Option<DioSupport>,
-    pub(crate) checksums: bool,
-    /// Files keep their names and nothing is removed.
-    pub(crate) kept: bool,
-    /// The `flock`ed lock file that marks a folder that is not kept as in use.
-    lock: Option<File>,
-    next_id: AtomicU64,
 }
 
 /// How a [`SwapDir`] treats its files.
@@ -277,41 +265,6 @@ impl SwapDir {
     /// [`Error::File`] with `ENOENT`.
     pub fn open_file(&self, id: u64) -> Result<SwapFile> {
         SwapFile::open(self.inner.clone(), id, false)
-    }
-}
-
-impl DirInner {
-    pub(crate) fn file_name(id: u64) -> CString {
-        CString::new(format!("{id:08}.swap")).unwrap_or_default()
-    }
-
-    pub(crate) fn open_at(&self, name: &CString, flags: libc::c_int) -> io::Result<File> {
-        open_at(&self.handle, name, flags, 0o600)
-    }
-}
-
-impl Drop for DirInner {
-    fn drop(&mut self) {
-        if !self.kept {
-            remove_folder(&self.path, &self.handle, self.lock.is_some());
-        }
-    }
-}
-
-/// Removes a folder that is not kept: its lock file (when it has one), then
-/// the folder, which holds nothing else by then.
-fn remove_folder(path: &Path, handle: &File, locked: bool) {
-    let lock = CString::new(LOCK_NAME).unwrap_or_default();
-    if locked {
-        if let Err(err) = unlink_at(handle, &lock) {
-            tracing::warn!(path = %path.display(), %err, "could not remove the swap folder's lock file");
-        }
-    }
-    match std::fs::remove_dir(path) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => {
-            tracing::warn!(path = %path.display(), %err, "could not remove the swap folder");
-        }
-        _ => {}
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::checksum::ChecksumLog;
 use super::dio::DioSupport;
-use super::dir::DirInner;
+use super::folder::DirInner;
 use crate::sys::fs::{fallocate, unlink_at};
 use crate::{Error, Result};
 

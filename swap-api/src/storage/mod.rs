@@ -24,6 +24,7 @@ mod engine;
 mod ext;
 mod faulty;
 mod file;
+mod folder;
 mod named;
 mod piece;
 mod stale;
@@ -43,7 +44,6 @@ pub use faulty::{FaultyEngine, FaultyEnginePending};
 pub use file::SwapFile;
 pub use named::NamedOptions;
 pub use stale::StaleSweep;
-pub(crate) use stripes::check_unit;
 pub use stripes::{
     StripedFile, StripedSubmitted, StripedTicket, DEFAULT_STRIPE_UNIT, MIN_STRIPE_UNIT,
 };

@@ -82,11 +82,24 @@ pub(crate) struct Segment {
 }
 
 impl StripedFile {
+    /// Checks a stripe unit: a power of two of at least [`MIN_STRIPE_UNIT`]
+    /// ([`new`](Self::new) refuses others with this error).
+    pub fn check_unit(unit: u64) -> Result<()> {
+        if unit.is_power_of_two() && unit >= MIN_STRIPE_UNIT {
+            return Ok(());
+        }
+        Err(Error::Config {
+            reason: format!(
+                "a stripe unit of {unit} bytes: it must be a power of two of at least {MIN_STRIPE_UNIT} bytes (1 MiB)"
+            ),
+        })
+    }
+
     /// `files` striped `unit` bytes at a time. The unit must be a power of
     /// two of at least [`MIN_STRIPE_UNIT`] (so it is a multiple of every
     /// direct-I/O alignment); with one file it has no effect.
     pub fn new(files: Vec<SwapFile>, unit: u64) -> Result<Self> {
-        check_unit(unit)?;
+        Self::check_unit(unit)?;
         if files.is_empty() {
             return Err(Error::Config {
                 reason: "a striped file needs at least one file".into(),
@@ -262,18 +275,6 @@ impl StripedFile {
     }
 }
 
-/// Checks a stripe unit: a power of two of at least [`MIN_STRIPE_UNIT`].
-pub(crate) fn check_unit(unit: u64) -> Result<()> {
-    if unit.is_power_of_two() && unit >= MIN_STRIPE_UNIT {
-        return Ok(());
-    }
-    Err(Error::Config {
-        reason: format!(
-            "a stripe unit of {unit} bytes: it must be a power of two of at least {MIN_STRIPE_UNIT} bytes (1 MiB)"
-        ),
-    })
-}
-
 /// What starting a striped request gives: its ticket, or the buffer back
 /// with the error.
 pub type StripedSubmitted<E, B> =
@@ -378,9 +379,11 @@ mod tests {
     #[test]
     fn units_that_are_not_powers_of_two_of_a_mib_or_more_are_refused() {
         for unit in [0, 4096, (1 << 20) - 4096, 3 << 20] {
-            assert!(check_unit(unit).is_err(), "{unit}");
+            assert!(StripedFile::check_unit(unit).is_err(), "{unit}");
         }
-        assert!(check_unit(1 << 20).is_ok() && check_unit(8 << 20).is_ok());
+        assert!(
+            StripedFile::check_unit(1 << 20).is_ok() && StripedFile::check_unit(8 << 20).is_ok()
+        );
         let none = StripedFile::new(Vec::new(), 1 << 20).unwrap_err();
         assert!(none.to_string().contains("at least one file"));
     }
