@@ -56,7 +56,6 @@ pub use tensor_swap::{SwapHandle, Tensor, TensorSwap};
 // The core's user-facing API, named one by one: what a framework pins.
 // Backend authors depend on `tensorswap-core` itself, which also has the
 // OS (`sys`) and threading (`sync`) helpers backends share.
-#[cfg(target_os = "linux")]
 pub use tensorswap_core::UringEngine;
 pub use tensorswap_core::{buffer, pool, storage};
 pub use tensorswap_core::{

@@ -163,7 +163,6 @@ fn host(out: &mut impl Write) -> anyhow::Result<()> {
             "huge pages: the kernel does not say (no transparent huge pages)"
         )?,
     }
-    #[cfg(target_os = "linux")]
     match tensorswap::UringEngine::available() {
         Ok(()) => writeln!(out, "io_uring: available")?,
         Err(reason) => writeln!(

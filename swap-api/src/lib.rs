@@ -67,6 +67,13 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// The engines and folders stand on Linux's io_uring, `O_DIRECT`, `statx`,
+// `fallocate` and `/proc`; there is no port to another system yet.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "tensorswap supports Linux only: its I/O engines use io_uring, O_DIRECT, statx and fallocate, which other systems lack"
+);
+
 pub mod buffer;
 mod config;
 mod device;
@@ -100,7 +107,6 @@ pub use pending::PendingOp;
 pub use pinning::Pinning;
 pub use pool::{Parked, PinnedPool, PinnedPoolBuilder, PoolStats, Slab, SlabPart};
 pub use rejected::Rejected;
-#[cfg(target_os = "linux")]
 pub use storage::UringEngine;
 pub use storage::{
     wait_all_io, AnyEngine, DioSupport, DirOptions, DirectIo, EngineKind, FaultyEngine, IoDone,

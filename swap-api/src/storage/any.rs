@@ -5,7 +5,6 @@ use std::str::FromStr;
 
 use super::engine::{IoEngine, IoRequest, Region};
 use super::threads::ThreadEngine;
-#[cfg(target_os = "linux")]
 use super::uring::UringEngine;
 use crate::sync::LatchPending;
 use crate::{AioConfig, Error, Result};
@@ -53,7 +52,6 @@ impl fmt::Display for EngineKind {
 #[derive(Debug)]
 pub enum AnyEngine {
     /// Linux io_uring.
-    #[cfg(target_os = "linux")]
     Uring(UringEngine),
     /// Thread pool.
     Threads(ThreadEngine),
@@ -69,9 +67,7 @@ impl AnyEngine {
     pub fn new(kind: EngineKind, config: &AioConfig) -> Result<Self> {
         match kind {
             EngineKind::Threads => Ok(Self::Threads(ThreadEngine::new(config)?)),
-            #[cfg(target_os = "linux")]
             EngineKind::Uring => Ok(Self::Uring(UringEngine::new(config)?)),
-            #[cfg(target_os = "linux")]
             EngineKind::Auto => match UringEngine::new(config) {
                 Ok(engine) => Ok(Self::Uring(engine)),
                 Err(err) if err.is_unavailable() => {
@@ -80,19 +76,11 @@ impl AnyEngine {
                 }
                 Err(err) => Err(err),
             },
-            #[cfg(not(target_os = "linux"))]
-            EngineKind::Uring => Err(Error::Unavailable {
-                component: "uring",
-                reason: "io_uring exists only on Linux".into(),
-            }),
-            #[cfg(not(target_os = "linux"))]
-            EngineKind::Auto => Ok(Self::Threads(ThreadEngine::new(config)?)),
         }
     }
 
     fn inner(&self) -> &dyn IoEngine<Pending = LatchPending> {
         match self {
-            #[cfg(target_os = "linux")]
             Self::Uring(engine) => engine,
             Self::Threads(engine) => engine,
         }

@@ -275,8 +275,7 @@ mod tests {
 
     impl Drop for Watch {
         fn drop(&mut self) {
-            // SAFETY: F_GETFD only queries the descriptor table.
-            let open = unsafe { libc::fcntl(self.fd, libc::F_GETFD) } != -1;
+            let open = crate::sys::fs::status_flags(self.fd).is_ok();
             self.open_at_drop.store(open, Ordering::SeqCst);
         }
     }

@@ -32,7 +32,6 @@ mod stripes;
 mod threads;
 mod throttled;
 mod ticket;
-#[cfg(target_os = "linux")]
 mod uring;
 
 pub use any::{AnyEngine, EngineKind};
@@ -50,5 +49,4 @@ pub use stripes::{
 pub use threads::ThreadEngine;
 pub use throttled::{ThrottledEngine, ThrottledPending};
 pub use ticket::{wait_all_io, IoDone, IoFailed, IoResult, IoTicket};
-#[cfg(target_os = "linux")]
 pub use uring::UringEngine;

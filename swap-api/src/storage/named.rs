@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use super::checksum::ChecksumLog;
 use super::dio::{DioSupport, DirectIo};
 use super::file::{same_file, FileInner, SwapFile};
-use crate::sys::fs::statx_dio;
+use crate::sys::fs::{status_flags, statx_dio};
 use crate::{Error, Result};
 
 /// How [`SwapFile::open_named`] and [`SwapFile::from_fd`] treat a file the
@@ -163,8 +163,7 @@ impl SwapFile {
     /// buffered descriptor of the same file, opened with the same access.
     pub fn from_fd(fd: BorrowedFd<'_>, options: NamedOptions) -> Result<Self> {
         let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-        // SAFETY: F_GETFL only reads the descriptor's status flags.
-        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+        let flags = status_flags(fd.as_raw_fd()).unwrap_or(-1);
         if options.write && flags >= 0 && flags & libc::O_APPEND != 0 {
             return Err(Error::Config {
                 reason: format!(

@@ -24,7 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::sys::fs::{open_at, rmdir_at, try_lock, unlink_at};
+use crate::sys::fs::{effective_uid, open_at, rmdir_at, try_lock, unlink_at};
 use crate::{Error, Result};
 
 /// Start of every swap folder's name.
@@ -134,8 +134,7 @@ fn remove_if_abandoned(
     let Ok(dir) = open_at(parent, &c_name, flags, 0) else {
         return Ok(None);
     };
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = effective_uid();
     if dir.metadata().map_or(true, |m| m.uid() != me) {
         return Ok(None);
     }

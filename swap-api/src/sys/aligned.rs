@@ -174,16 +174,11 @@ fn map_huge(len: usize) -> Option<(*mut u8, usize)> {
 /// it is touched. Where the kernel has none (THP off or not built in) the
 /// pages stay 4 KiB: slower requests, same bytes.
 fn advise_huge(start: *mut u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: madvise with MADV_HUGEPAGE changes no contents and only
-        // applies to our own mapping.
-        if unsafe { libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE) } != 0 {
-            tracing::debug!(err = %std::io::Error::last_os_error(), len, "no transparent huge pages");
-        }
+    // SAFETY: madvise with MADV_HUGEPAGE changes no contents and only
+    // applies to our own mapping.
+    if unsafe { libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE) } != 0 {
+        tracing::debug!(err = %std::io::Error::last_os_error(), len, "no transparent huge pages");
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (start, len);
 }
 
 impl Drop for AlignedAlloc {
@@ -245,7 +240,6 @@ mod tests {
     /// The kernel's view of the mapping: advised for huge pages, which it
     /// reports as `THPeligible: 1` in `/proc/self/smaps` (where THP is not
     /// switched off).
-    #[cfg(target_os = "linux")]
     #[test]
     fn large_allocations_are_eligible_for_transparent_huge_pages() {
         let mode = transparent_huge_pages();

@@ -1,6 +1,7 @@
 //! File-system calls that std does not wrap: `statx` direct-I/O alignment,
 //! `openat` inside a directory handle, positional reads and writes on raw
-//! pointers, `fallocate` and `posix_fadvise`.
+//! pointers, `fallocate`, `posix_fadvise`, `flock`, a descriptor's status
+//! flags and the effective user id.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -115,6 +116,24 @@ pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
             _ => return Err(err),
         }
     }
+}
+
+/// The status flags of an open descriptor (`fcntl(F_GETFL)`: access mode,
+/// `O_APPEND`, `O_DIRECT`, ...); an error for a descriptor that is not open.
+pub(crate) fn status_flags(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: F_GETFL only reads the descriptor's flags; any fd is allowed
+    // (a closed one gives EBADF).
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags)
+}
+
+/// The process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Reads up to `len` bytes at `offset` into `buf` (`pread`).

@@ -114,13 +114,13 @@ pub fn fit_allocator_to_address_limit() -> bool {
     if address_space_limit().is_none() {
         return false;
     }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(target_env = "gnu")]
     {
         // SAFETY: mallopt only sets a tunable of the allocator; called
         // before other threads allocate.
         unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) == 1 }
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    #[cfg(not(target_env = "gnu"))]
     {
         false
     }

@@ -1,4 +1,4 @@
-//! The only place in `swap-api` that calls the allocator and the OS
+//! The only place in `tensorswap-core` that calls the allocator and the OS
 //! directly: each submodule wraps one facility in a small type.
 //!
 //! Public for the backends: [`aligned`] (aligned allocations, on huge pages
@@ -19,7 +19,6 @@
 //! `storage/throttled.rs`, `storage/any.rs`). Every block there has its `// SAFETY:` line.
 
 pub mod aligned;
-#[cfg(target_os = "linux")]
 pub(crate) mod eventfd;
 pub(crate) mod fs;
 pub mod memlock;
