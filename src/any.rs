@@ -118,6 +118,9 @@ impl AnyMemory {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl PendingOp for AnyPending {
     fn is_complete(&self) -> bool {
         each!(AnyPending, self, op => op.is_complete())
@@ -128,6 +131,9 @@ impl PendingOp for AnyPending {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl Device for AnyDevice {
     type Memory = AnyMemory;
     type Pending = AnyPending;

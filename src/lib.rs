@@ -41,6 +41,7 @@
 //! own (`tensorswap-cli`), so none of its dependencies reach a library user.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(not(any(feature = "cpu", feature = "wgpu", feature = "cuda")))]
 compile_error!("tensorswap needs at least one backend feature: cpu, wgpu or cuda");
@@ -51,7 +52,7 @@ mod tensor_swap;
 
 pub use any::{AnyDevice, AnyMemory, AnyPending};
 pub use select::{open, open_best, Selection, COMPILED_BACKENDS};
-pub use tensor_swap::{SwapHandle, Tensor, TensorSwap};
+pub use tensor_swap::{AnyDeviceBuffer, SwapHandle, TensorSwap, Unswapped};
 
 // The core's user-facing API, named one by one: what a framework pins.
 // Backend authors depend on `tensorswap-core` itself, which also has the
@@ -83,3 +84,10 @@ pub use tensorswap_cuda as cuda;
 /// The wgpu backend.
 #[cfg(feature = "wgpu")]
 pub use tensorswap_wgpu as wgpu;
+
+/// The Rust blocks of the README and the user guide, compiled (and run) as
+/// doctests, so that what they show keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../docs/GUIDE.md")]
+struct DocumentDoctests;

@@ -13,8 +13,33 @@ use tensorswap_swapper::{
 
 use crate::{open_best, AnyDevice};
 
-/// Device memory of the device a [`TensorSwap`] runs on.
-pub type Tensor = DeviceBuffer<AnyDevice>;
+/// Device memory of the device a [`TensorSwap`] runs on: the untyped bytes
+/// of a tensor (its dtype and shape are the caller's).
+pub type AnyDeviceBuffer = DeviceBuffer<AnyDevice>;
+
+/// What a failed [`TensorSwap::swap_tensor`] hands back with its error.
+#[derive(Debug)]
+pub enum Unswapped {
+    /// The tensor's device memory, bytes intact: what every failure the
+    /// swapper reports (a full disk, an I/O error, memory of another
+    /// device) gives back.
+    Memory(AnyDeviceBuffer),
+    /// The swapper kept the tensor and could not hand its memory back (it
+    /// broke its own rule that a failed swap-out leaves a tensor resident;
+    /// logged as an error). Nothing is lost: the handle still reaches it
+    /// ([`TensorSwap::load_tensor`], [`TensorSwap::discard`]).
+    Kept(SwapHandle),
+}
+
+impl Unswapped {
+    /// The device memory, when it came back.
+    pub fn into_memory(self) -> Option<AnyDeviceBuffer> {
+        match self {
+            Unswapped::Memory(memory) => Some(memory),
+            Unswapped::Kept(_) => None,
+        }
+    }
+}
 
 /// The six verbs of DeepSpeed's tensor swapping, each a thin call into the
 /// types underneath: [`pin_memory`](Self::pin_memory),
@@ -185,7 +210,7 @@ impl<E: IoEngine + 'static> TensorSwap<E> {
     #[allow(clippy::result_large_err)]
     pub fn from_device<H: HostBufMut>(
         &self,
-        device: Tensor,
+        device: AnyDeviceBuffer,
         host: H,
     ) -> TransferResult<AnyDevice, H> {
         self.device().download_blocking(device, 0, host)
@@ -196,12 +221,9 @@ impl<E: IoEngine + 'static> TensorSwap<E> {
     /// memory, and returns its handle once the bytes are in the store.
     ///
     /// When the write fails (a full disk, an I/O error), the tensor's
-    /// memory comes back with the error, bytes intact; so does memory of
-    /// another device. (`value` is `None` only if the swapper broke its own
-    /// rule that a failed swap-out leaves the tensor resident: the memory
-    /// then stays in the swapper, freed when the TensorSwap drops, and an
-    /// error is logged.) For many tensors in flight at once, use a
-    /// [`Swapper`] directly.
+    /// memory comes back with the error, bytes intact
+    /// ([`Unswapped::Memory`]); so does memory of another device. For many
+    /// tensors in flight at once, use a [`Swapper`] directly.
     ///
     /// ```
     /// let ts = tensorswap::TensorSwap::open()?;
@@ -213,14 +235,14 @@ impl<E: IoEngine + 'static> TensorSwap<E> {
     #[allow(clippy::result_large_err)] // as from_device's
     pub fn swap_tensor(
         &self,
-        tensor: Tensor,
-    ) -> Result<SwapHandle, Rejected<Option<Tensor>, SwapError>> {
+        tensor: AnyDeviceBuffer,
+    ) -> Result<SwapHandle, Rejected<Unswapped, SwapError>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let len = tensor.len();
         if let Err(refused) = self.swapper.register(id, TensorMeta::bytes_of(len), tensor) {
             return Err(Rejected {
                 error: refused.error,
-                value: Some(refused.value),
+                value: Unswapped::Memory(refused.value),
             });
         }
         let Err(error) = self
@@ -234,11 +256,14 @@ impl<E: IoEngine + 'static> TensorSwap<E> {
         match self.swapper.unregister(id) {
             Ok(tensor) => Err(Rejected {
                 error,
-                value: Some(tensor),
+                value: Unswapped::Memory(tensor),
             }),
             Err(unregister) => {
-                tracing::error!(%error, %unregister, id, "a tensor whose swap-out failed could not be handed back");
-                Err(Rejected { error, value: None })
+                tracing::error!(%error, %unregister, id, "a tensor whose swap-out failed could not be handed back; it stays in the swapper");
+                Err(Rejected {
+                    error,
+                    value: Unswapped::Kept(SwapHandle { id, len }),
+                })
             }
         }
     }
@@ -268,7 +293,7 @@ impl<E: IoEngine + 'static> TensorSwap<E> {
     pub fn load_tensor(
         &self,
         handle: SwapHandle,
-    ) -> Result<Tensor, Rejected<SwapHandle, SwapError>> {
+    ) -> Result<AnyDeviceBuffer, Rejected<SwapHandle, SwapError>> {
         let loaded = self
             .swapper
             .prefetch(&[handle.id])

@@ -51,7 +51,7 @@ fn a_full_disk_hands_the_tensor_back_and_a_retry_stores_it() {
         "{}",
         refused.error
     );
-    let tensor = refused.value.expect("the tensor comes back");
+    let tensor = refused.value.into_memory().expect("the tensor comes back");
     assert_eq!(cpu.used(), tensor.len(), "nothing else is held");
     let handle = ts.swap_tensor(tensor).unwrap();
     assert_eq!(ts.status(&handle).unwrap().state, TensorState::Stored);
@@ -137,5 +137,5 @@ fn memory_of_another_device_is_handed_back() {
         "{}",
         refused.error
     );
-    assert_eq!(refused.value.map(|t| t.len()), Some(4096));
+    assert_eq!(refused.value.into_memory().map(|t| t.len()), Some(4096));
 }

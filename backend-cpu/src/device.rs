@@ -94,14 +94,11 @@ impl Device for CpuDevice {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            pinned_host: self.shared.pinned,
-            async_transfers: true,
-            ordered_transfers: true,
-            direct_storage: true,
-            max_allocation: self.shared.budget.capacity().min(isize::MAX as usize),
-            host_alignment: page_size(),
-        }
+        Capabilities::new(self.shared.budget.capacity().min(isize::MAX as usize))
+            .with_pinned_host(self.shared.pinned)
+            .with_async_transfers(true)
+            .with_ordered_transfers(true)
+            .with_direct_storage(true)
     }
 
     fn allocate_memory(&self, len: usize) -> Result<CpuMemory> {

@@ -4,7 +4,6 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaContext, CudaStream};
-use tensorswap_core::sys::page_size;
 use tensorswap_core::{
     Capabilities, Device, DeviceBuffer, DeviceInfo, Direction, Error, OwnerToken, Result,
 };
@@ -201,16 +200,12 @@ impl Device for CudaDevice {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            pinned_host: true,
-            async_transfers: true,
-            // Uploads and downloads run on separate streams.
-            ordered_transfers: false,
+        Capabilities::new(self.shared.memory)
+            .with_pinned_host(true)
+            .with_async_transfers(true)
+            // Uploads and downloads run on separate streams: not ordered.
             // Built with cuFile; `open_direct` says whether it runs here.
-            direct_storage: cfg!(feature = "gds"),
-            max_allocation: self.shared.memory,
-            host_alignment: page_size(),
-        }
+            .with_direct_storage(cfg!(feature = "gds"))
     }
 
     fn allocate_memory(&self, len: usize) -> Result<CudaMemory> {

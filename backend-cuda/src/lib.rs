@@ -55,6 +55,7 @@
 //! The crate uses `swap-api`'s public items only, and no other backend.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod device;
 mod driver;

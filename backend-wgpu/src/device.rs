@@ -3,7 +3,6 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use tensorswap_core::sys::page_size;
 use tensorswap_core::{Capabilities, Device, DeviceInfo, Direction, OwnerToken, Result};
 
 use crate::memory::WgpuMemory;
@@ -115,17 +114,13 @@ impl Device for WgpuDevice {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            // Transfers go through wgpu's own mapped staging buffers; host
-            // memory is never page-locked or registered with the driver.
-            pinned_host: false,
-            async_transfers: true,
+        // Transfers go through wgpu's own mapped staging buffers; host
+        // memory is never page-locked or registered with the driver, and
+        // files never reach device memory directly.
+        Capabilities::new(self.shared.max_allocation)
+            .with_async_transfers(true)
             // One transfer thread, one queue: pieces are submitted in order.
-            ordered_transfers: true,
-            direct_storage: false,
-            max_allocation: self.shared.max_allocation,
-            host_alignment: page_size(),
-        }
+            .with_ordered_transfers(true)
     }
 
     fn allocate_memory(&self, len: usize) -> Result<WgpuMemory> {

@@ -74,3 +74,8 @@ pub use wgpu;
 
 /// The backend's name in errors, reports and `TENSORSWAP_REQUIRE`.
 pub const BACKEND: &str = "wgpu";
+
+/// The Rust blocks of this crate's README, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

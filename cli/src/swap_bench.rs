@@ -1,7 +1,7 @@
 //! The swap workload, what a bare `tensorswap bench` runs: N tensors of
 //! mixed sizes swapped out of device memory to a file and back, verified,
 //! next to the engine alone making the same file requests
-//! ([`Swapper::file_io_only`]), the two alternated in the same run.
+//! (`Swapper::file_io_only`), the two alternated in the same run.
 
 use std::io::Write;
 use std::time::Instant;

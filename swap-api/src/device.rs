@@ -6,7 +6,20 @@ use std::ptr::NonNull;
 use crate::{Error, IoOp, PendingOp, Result, SwapFile};
 
 /// What a backend can do; the conformance suite tests only what is claimed here.
+///
+/// A backend builds it from [`Capabilities::new`] (the most modest claims)
+/// and the `with_*` setters, so that a field added later starts unclaimed:
+///
+/// ```
+/// use tensorswap_core::Capabilities;
+/// let caps = Capabilities::new(1 << 30)
+///     .with_async_transfers(true)
+///     .with_ordered_transfers(true);
+/// assert!(caps.async_transfers && !caps.pinned_host && !caps.direct_storage);
+/// assert_eq!(caps.max_allocation, 1 << 30);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Host memory from [`Device::register_host`] is really page-locked
     /// (false: the backend works with pageable memory, e.g. under a low
@@ -27,6 +40,53 @@ pub struct Capabilities {
     /// Alignment the backend wants for host buffers it transfers from/to
     /// (at least the page size).
     pub host_alignment: usize,
+}
+
+impl Capabilities {
+    /// A device that claims nothing: allocations up to `max_allocation`
+    /// bytes, host buffers aligned to the page size, synchronous and
+    /// unordered transfers, no pinning and no direct storage.
+    pub fn new(max_allocation: usize) -> Self {
+        Self {
+            pinned_host: false,
+            async_transfers: false,
+            ordered_transfers: false,
+            direct_storage: false,
+            max_allocation,
+            host_alignment: crate::sys::page_size(),
+        }
+    }
+
+    /// Sets [`pinned_host`](Self::pinned_host).
+    pub fn with_pinned_host(mut self, pinned: bool) -> Self {
+        self.pinned_host = pinned;
+        self
+    }
+
+    /// Sets [`async_transfers`](Self::async_transfers).
+    pub fn with_async_transfers(mut self, async_transfers: bool) -> Self {
+        self.async_transfers = async_transfers;
+        self
+    }
+
+    /// Sets [`ordered_transfers`](Self::ordered_transfers).
+    pub fn with_ordered_transfers(mut self, ordered: bool) -> Self {
+        self.ordered_transfers = ordered;
+        self
+    }
+
+    /// Sets [`direct_storage`](Self::direct_storage).
+    pub fn with_direct_storage(mut self, direct: bool) -> Self {
+        self.direct_storage = direct;
+        self
+    }
+
+    /// Sets [`host_alignment`](Self::host_alignment) (at least the page
+    /// size: smaller values are raised to it).
+    pub fn with_host_alignment(mut self, alignment: usize) -> Self {
+        self.host_alignment = alignment.max(crate::sys::page_size());
+        self
+    }
 }
 
 /// What a device is, for humans and for logs.

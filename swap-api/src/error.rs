@@ -177,17 +177,33 @@ pub enum Error {
         reason: String,
     },
 
-    /// An operation of a backend, an I/O engine, the pinned pool or a
-    /// swapper's worker, other than a transfer or a file request, failed.
+    /// An operation of a backend other than a transfer failed.
     #[error("{component}: {op} failed: {reason}")]
     Device {
-        /// What failed: a backend (`"cpu"`, `"cuda"`, ...), an engine
-        /// (`"uring"`, `"threads"`), `"pool"` or `"swapper"`.
+        /// The backend (`"cpu"`, `"wgpu"`, `"cuda"`, ...).
         component: &'static str,
         /// The operation (`"allocate"`, `"register host memory"`, ...).
         op: &'static str,
         /// What the backend reported.
         reason: String,
+    },
+
+    /// A thread could not be started (the OS refused it: a thread limit,
+    /// no memory).
+    #[error("{component}: could not start a thread: {cause}")]
+    ThreadStart {
+        /// Whose thread: an engine (`"uring"`, `"threads"`), `"swapper"`.
+        component: &'static str,
+        /// The OS's refusal.
+        cause: std::io::Error,
+    },
+
+    /// An engine whose threads have ended (dropped, or a thread that
+    /// panicked) was given a request.
+    #[error("{component}: the engine's threads have stopped; create a new engine")]
+    Stopped {
+        /// The engine (`"uring"`, `"threads"`).
+        component: &'static str,
     },
 
     /// A backend or engine is compiled in but cannot run here (no driver, no
@@ -352,5 +368,38 @@ pub fn check_range(what: &'static str, offset: usize, len: usize, size: usize) -
             len,
             size,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The failures of threads and stopped engines name whose they are and
+    /// what to do, and keep the OS's refusal in the message, once.
+    #[test]
+    fn thread_and_stopped_engine_errors_say_whose_and_what_to_do() {
+        let start = Error::ThreadStart {
+            component: "uring",
+            cause: std::io::Error::from_raw_os_error(libc::EAGAIN),
+        };
+        let text = start.to_string();
+        assert!(
+            text.starts_with("uring: could not start a thread: "),
+            "{text}"
+        );
+        assert!(text.contains("Resource temporarily unavailable"), "{text}");
+        assert!(
+            std::error::Error::source(&start).is_none(),
+            "the cause is in the message"
+        );
+        let stopped = Error::Stopped {
+            component: "threads",
+        }
+        .to_string();
+        assert_eq!(
+            stopped,
+            "threads: the engine's threads have stopped; create a new engine"
+        );
     }
 }

@@ -144,6 +144,9 @@ pub enum FaultyDevicePending<P> {
     Failed(Error),
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<P: PendingOp> PendingOp for FaultyDevicePending<P> {
     fn is_complete(&self) -> bool {
         match self {
@@ -160,6 +163,9 @@ impl<P: PendingOp> PendingOp for FaultyDevicePending<P> {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<D: Device> Device for FaultyDevice<D> {
     type Memory = D::Memory;
     type Pending = FaultyDevicePending<D::Pending>;

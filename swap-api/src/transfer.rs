@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::sync::{Ticket, TicketFuture};
 use crate::{Device, DeviceBuffer, Direction, PendingOp, Rejected};
 
 /// The buffers of a finished transfer, handed back to the caller.
@@ -114,4 +115,27 @@ pub fn wait_all<D: Device, H>(
     transfers: impl IntoIterator<Item = Transfer<D, H>>,
 ) -> Vec<TransferResult<D, H>> {
     transfers.into_iter().map(Transfer::wait).collect()
+}
+
+impl<D: Device, H: Send + 'static> Ticket for Transfer<D, H> {
+    type Output = TransferResult<D, H>;
+
+    fn is_complete(&self) -> bool {
+        Transfer::is_complete(self)
+    }
+
+    fn wait(self) -> Self::Output {
+        Transfer::wait(self)
+    }
+}
+
+/// `transfer.await`: the same result as [`Transfer::wait`], on any
+/// executor ([`TicketFuture`]).
+impl<D: Device, H: Send + 'static> std::future::IntoFuture for Transfer<D, H> {
+    type Output = TransferResult<D, H>;
+    type IntoFuture = TicketFuture<Self>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        TicketFuture::new(self)
+    }
 }

@@ -1,5 +1,7 @@
 //! The engine-only baseline of a swap: the file requests a swap makes, run
-//! without its device copies, for benchmarks to hold swaps against.
+//! without its device copies, for benchmarks to hold swaps against. Behind
+//! the `baseline` feature: a measuring tool (`tensorswap bench` and the
+//! conformance suite use it), not part of the swappers' API.
 
 use crate::error::Result;
 use crate::meta::TensorId;
@@ -20,6 +22,10 @@ impl<D: Device, E: IoEngine> Swapper<D, E> {
     /// Writes send whatever the slabs hold; reads discard what they read.
     /// Each tensor needs its place in the store's file (swapped out to the
     /// file once); others are [`SwapError::InvalidState`](super::SwapError::InvalidState).
+    ///
+    /// Only with the `baseline` feature, and hidden from the docs: a
+    /// measuring tool, not API.
+    #[doc(hidden)]
     pub fn file_io_only(&self, ids: &[TensorId], op: IoOp, file: &StripedFile) -> Result<()> {
         let spans = {
             let table = self.shared.lock();

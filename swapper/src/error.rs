@@ -1,6 +1,7 @@
 //! [`SwapError`]: what the swappers refuse or report, over the core's
 //! [`Error`] for everything below them.
 
+use std::fmt;
 use std::sync::Arc;
 
 use crate::meta::TensorId;
@@ -65,8 +66,8 @@ pub enum SwapError {
     Tensor {
         /// The tensor.
         id: TensorId,
-        /// `"swap_out"` or `"swap_in"`.
-        op: &'static str,
+        /// Which way the swap went.
+        op: SwapOp,
         /// The failure, shared with the tensor's status.
         cause: Arc<SwapError>,
     },
@@ -77,8 +78,8 @@ pub enum SwapError {
     Group {
         /// The sub-group, in the order it was added.
         group: usize,
-        /// `"read"` or `"write back"`.
-        op: &'static str,
+        /// What failed: the read or the write-back.
+        op: GroupOp,
         /// The failure.
         cause: Arc<SwapError>,
     },
@@ -108,5 +109,48 @@ impl SwapError {
             SwapError::Tensor { cause, .. } | SwapError::Group { cause, .. } => cause.core(),
             _ => None,
         }
+    }
+}
+
+/// Which way a tensor's failed swap went ([`SwapError::Tensor`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SwapOp {
+    /// Device memory to the store.
+    SwapOut,
+    /// The store to device memory.
+    SwapIn,
+}
+
+impl SwapOp {
+    /// The method's name: `"swap_out"` or `"swap_in"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwapOp::SwapOut => "swap_out",
+            SwapOp::SwapIn => "swap_in",
+        }
+    }
+}
+
+impl fmt::Display for SwapOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What failed for an optimizer sub-group ([`SwapError::Group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupOp {
+    /// Reading its state in.
+    Read,
+    /// Writing its updated state back.
+    WriteBack,
+}
+
+impl fmt::Display for GroupOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GroupOp::Read => "read",
+            GroupOp::WriteBack => "write back",
+        })
     }
 }

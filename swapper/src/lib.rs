@@ -17,14 +17,19 @@
 //!   [`Error`](tensorswap_core::Error); [`AioSection`]: DeepSpeed's whole `"aio"`
 //!   section, `use_gds` included ([`Swapper::with_direct_storage`]).
 //!
-//! Inside, `swapper` (the [`Swapper`] API) and `worker` (its thread) sit on
-//! `table` (per-tensor state), `plan` (cutting tensors into slab-sized
-//! chunks), `stream` (the slab pipelines to and from a file), `direct`
-//! (the direct-storage path) and `store`; `param` builds on `swapper`;
-//! `optimizer` and `gradient` use `store` and its extents, not the tensor
-//! swapper; `into` (`swap_into`) and `baseline` reuse `plan`
-//! and `stream` without device copies.
+//! The crate stands on `tensorswap-core` (devices, storage, pools) and
+//! nothing above it. Inside, `tensor_swapper` (the [`Swapper`] API) drives
+//! `worker` (its thread) and `into` (`swap_into`), which share `shared`
+//! (the device, the store and `table`, the per-tensor state); they sit on
+//! `plan` (cutting tensors into slab-sized chunks), `stream` (the slab
+//! pipelines to and from a file), `direct` (the direct-storage path) and
+//! `store`; `param` builds on `tensor_swapper`; `optimizer` and `gradient`
+//! use `store` and its extents, not the tensor swapper; `baseline` reuses
+//! `plan` and `stream` without device copies. `state` ([`TensorState`]) is
+//! below `error`, which is below `status` ([`TensorStatus`]). No two files
+//! use each other (the workspace's `tests/layout` checks it).
 
+#[cfg(feature = "baseline")]
 mod baseline;
 mod direct;
 mod error;
@@ -49,7 +54,7 @@ mod tests;
 mod ticket;
 mod worker;
 
-pub use error::{Result, SwapError};
+pub use error::{GroupOp, Result, SwapError, SwapOp};
 pub use gradient::GradientSwapper;
 pub use meta::{DType, TensorId, TensorMeta};
 pub use offload::{
@@ -62,6 +67,6 @@ pub use state::TensorState;
 pub use status::TensorStatus;
 pub use store::{SwapStore, SwapStoreBuilder};
 pub use tensor_swapper::{Swapper, TensorHandle};
-pub use ticket::SwapTicket;
+pub use ticket::{SwapTicket, TensorFailure};
 
 pub use tensorswap_core::Rejected;

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::error::{Result, SwapError};
+use crate::error::{GroupOp, Result, SwapError};
 use crate::extent::Extent;
 use crate::offload::OffloadOptimizerConfig;
 use crate::store::SwapStore;
@@ -225,7 +225,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
             }
             let mut part = current
                 .wait()
-                .map_err(|f| self.failed(g, "read", f.error))?
+                .map_err(|f| self.failed(g, GroupOp::Read, f.error))?
                 .buf;
             update(g, &mut self.state(g, &mut part))?;
             self.write(g, part, writes)?;
@@ -249,7 +249,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
             if let Err(failed) = result {
                 self.unwritten
                     .push(self.store.pool().park((g, failed.value)));
-                return Err(self.failed(g, "write back", failed.error));
+                return Err(self.failed(g, GroupOp::WriteBack, failed.error));
             }
         }
         Ok(())
@@ -266,7 +266,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         let offset = self.groups[g].extent.offset;
         self.store
             .read(offset, part)
-            .map_err(|f| self.failed(g, "read", f.error))
+            .map_err(|f| self.failed(g, GroupOp::Read, f.error))
     }
 
     fn write(
@@ -280,7 +280,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
             Err(failed) => {
                 self.unwritten
                     .push(self.store.pool().park((g, failed.value)));
-                return Err(self.failed(g, "write back", failed.error));
+                return Err(self.failed(g, GroupOp::WriteBack, failed.error));
             }
         }
         self.drain(writes, usize::from(self.pipeline_write))
@@ -296,7 +296,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
             if let Err(failed) = ticket.wait() {
                 self.unwritten
                     .push(self.store.pool().park((g, failed.value)));
-                first_error.get_or_insert(self.failed(g, "write back", failed.error));
+                first_error.get_or_insert(self.failed(g, GroupOp::WriteBack, failed.error));
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -321,7 +321,7 @@ impl<E: IoEngine> OptimizerSwapper<E> {
         }
     }
 
-    fn failed(&self, g: usize, op: &'static str, error: Error) -> SwapError {
+    fn failed(&self, g: usize, op: GroupOp, error: Error) -> SwapError {
         SwapError::Group {
             group: g,
             op,

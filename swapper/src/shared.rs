@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use tensorswap_core::{Device, IoEngine};
 
-use crate::error::SwapError;
+use crate::error::{SwapError, SwapOp};
 use crate::meta::TensorId;
 use crate::path::DataPath;
 use crate::store::SwapStore;
@@ -57,7 +57,7 @@ impl<D: Device, E: IoEngine> Shared<D, E> {
         id: TensorId,
         slot: Slot<D>,
         (home, keep_home): (Home, bool),
-        op: &'static str,
+        op: SwapOp,
         failure: Option<Arc<SwapError>>,
     ) {
         let mut table = self.lock();

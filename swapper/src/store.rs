@@ -163,8 +163,7 @@ impl<E: IoEngine> SwapStore<E> {
         self.file().path()
     }
 
-    /// A new file in every folder, striped like the store's (a benchmark's
-    /// file for [`Swapper::file_io_only`](super::Swapper::file_io_only)).
+    /// A new file in every folder, striped like the store's     /// file for [`Swapper::file_io_only`](super::Swapper::file_io_only)).
     pub fn create_file(&self) -> Result<StripedFile> {
         let files = self
             .dirs()

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::error::{Result, SwapError};
+use crate::error::{Result, SwapError, SwapOp};
 use crate::extent::Extent;
 use crate::meta::{TensorId, TensorMeta};
 use crate::state::TensorState;
@@ -54,7 +54,7 @@ pub(crate) struct Entry<D: Device> {
     pub(crate) home: Home,
     /// `swap_into` calls reading the home right now.
     pub(crate) readers: usize,
-    pub(crate) last_error: Option<(&'static str, Arc<SwapError>)>,
+    pub(crate) last_error: Option<(SwapOp, Arc<SwapError>)>,
 }
 
 impl<D: Device> Entry<D> {
@@ -93,7 +93,7 @@ impl<D: Device> Entry<D> {
     pub(crate) fn failure(&self, id: TensorId) -> Option<SwapError> {
         self.last_error
             .as_ref()
-            .map(|(op, source)| SwapError::Tensor {
+            .map(|&(op, ref source)| SwapError::Tensor {
                 id,
                 op,
                 cause: Arc::clone(source),

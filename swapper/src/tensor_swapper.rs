@@ -124,10 +124,9 @@ impl<D: Device, E: IoEngine + 'static> Swapper<D, E> {
         let worker = WorkerThread::spawn("tensorswap-swapper".into(), move |jobs| {
             worker::run(&for_worker, jobs)
         })
-        .map_err(|err| Error::Device {
+        .map_err(|cause| Error::ThreadStart {
             component: "swapper",
-            op: "start the worker thread",
-            reason: err.to_string(),
+            cause,
         })?;
         Ok(Self { shared, worker })
     }

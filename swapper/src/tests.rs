@@ -118,7 +118,7 @@ fn optimizer_write_failure_loses_nothing() {
         matches!(
             err,
             SwapError::Group {
-                op: "write back",
+                op: GroupOp::WriteBack,
                 ..
             }
         ) && err.to_string().contains("optimizer group")

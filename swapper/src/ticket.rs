@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::error::{Result, SwapError};
+use crate::error::{Result, SwapError, SwapOp};
 use crate::meta::TensorId;
+use tensorswap_core::sync::{Ticket, TicketFuture};
 
 /// Completion of one [`Swapper::swap_out`](super::Swapper::swap_out) or
 /// [`Swapper::swap_in`](super::Swapper::swap_in) call.
@@ -23,10 +24,23 @@ struct TicketShared {
     done: Condvar,
 }
 
+/// One tensor whose swap failed, from [`SwapTicket::wait_all`]; the tensor
+/// is still readable where it was.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TensorFailure {
+    /// The tensor.
+    pub id: TensorId,
+    /// Which way its swap went.
+    pub op: SwapOp,
+    /// Why it failed (also in its [`Swapper::status`](crate::Swapper::status)).
+    pub cause: Arc<SwapError>,
+}
+
 #[derive(Default)]
 struct TicketState {
     pending: usize,
-    failures: Vec<(TensorId, &'static str, Arc<SwapError>)>,
+    failures: Vec<TensorFailure>,
 }
 
 impl SwapTicket {
@@ -48,11 +62,15 @@ impl SwapTicket {
     }
 
     /// Records that one tensor finished (with its failure, if any).
-    pub(crate) fn finish(&self, id: TensorId, op: &'static str, failure: Option<Arc<SwapError>>) {
+    pub(crate) fn finish(&self, id: TensorId, op: SwapOp, failure: Option<Arc<SwapError>>) {
         let mut state = self.lock();
         state.pending = state.pending.saturating_sub(1);
         if let Some(error) = failure {
-            state.failures.push((id, op, error));
+            state.failures.push(TensorFailure {
+                id,
+                op,
+                cause: error,
+            });
         }
         if state.pending == 0 {
             self.shared.done.notify_all();
@@ -72,12 +90,12 @@ impl SwapTicket {
         let failures = self.wait_all();
         match failures.into_iter().next() {
             None => Ok(()),
-            Some((id, op, cause)) => Err(SwapError::Tensor { id, op, cause }),
+            Some(TensorFailure { id, op, cause }) => Err(SwapError::Tensor { id, op, cause }),
         }
     }
 
     /// Blocks until every tensor has finished and returns every failure.
-    pub fn wait_all(self) -> Vec<(TensorId, &'static str, Arc<SwapError>)> {
+    pub fn wait_all(self) -> Vec<TensorFailure> {
         let mut state = self.lock();
         while state.pending > 0 {
             state = self
@@ -97,5 +115,28 @@ impl fmt::Debug for SwapTicket {
             .field("pending", &state.pending)
             .field("failures", &state.failures.len())
             .finish()
+    }
+}
+
+impl Ticket for SwapTicket {
+    type Output = Result<()>;
+
+    fn is_complete(&self) -> bool {
+        SwapTicket::is_complete(self)
+    }
+
+    fn wait(self) -> Self::Output {
+        SwapTicket::wait(self)
+    }
+}
+
+/// `ticket.await`: the same result as [`SwapTicket::wait`], on any executor
+/// (`tensorswap_core::sync::TicketFuture`).
+impl std::future::IntoFuture for SwapTicket {
+    type Output = Result<()>;
+    type IntoFuture = TicketFuture<Self>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        TicketFuture::new(self)
     }
 }

@@ -7,7 +7,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use crate::direct::{self, DirectMove};
-use crate::error::{Result, SwapError};
+use crate::error::{Result, SwapError, SwapOp};
 use crate::extent::Extent;
 use crate::meta::TensorId;
 use crate::plan::{self, Chunk, Span};
@@ -27,10 +27,10 @@ pub(crate) enum Way {
 }
 
 impl Way {
-    fn op(self) -> &'static str {
+    fn op(self) -> SwapOp {
         match self {
-            Way::Out => "swap_out",
-            Way::In => "swap_in",
+            Way::Out => SwapOp::SwapOut,
+            Way::In => SwapOp::SwapIn,
         }
     }
 }
@@ -103,7 +103,7 @@ impl<'a, D: Device, E: IoEngine> Run<'a, D, E> {
                 self.record(
                     i,
                     SwapError::Closed {
-                        what: self.way.op(),
+                        what: self.way.op().as_str(),
                     },
                 );
                 self.finish(i);

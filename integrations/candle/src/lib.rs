@@ -41,6 +41,7 @@
 //!    below; `offload` uses `cuda`, never the other way round.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -57,3 +58,8 @@ pub use error::{Error, Result};
 pub use load::{load_safetensors, LoadOptions};
 pub use offload::{OffloadStatus, Offloader, OffloaderBuilder};
 pub use var_builder::{var_builder, var_builder_with, EngineTensors};
+
+/// The Rust blocks of this crate's README, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

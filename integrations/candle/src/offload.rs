@@ -149,6 +149,17 @@ impl Offloader {
     /// Starts writing `tensor` out under `id`; see the [type docs](Self).
     /// Refused for an id in use ([`Error::DuplicateId`]) and for tensors on
     /// devices this build cannot reach ([`Error::Unsupported`]).
+    ///
+    /// # Contract
+    ///
+    /// Until the ticket completes, the tensor's storage must not be written
+    /// in place (candle's in-place ops, such as `slice_set`, or a kernel of
+    /// yours writing into the buffer): on CUDA the write reads the tensor's
+    /// own allocation, with no copy, so such a write could reach the disk
+    /// half-done. Writes queued on the tensor's stream before this call are
+    /// fine (the swap-out is ordered after them); ordinary candle ops, which
+    /// make new tensors, are fine at any time. On the CPU the bytes are
+    /// copied before this call returns.
     pub fn swap_out(&self, id: TensorId, tensor: &Tensor) -> Result<SwapTicket> {
         let mut tensors = self.lock();
         if tensors.contains_key(&id) {

@@ -111,6 +111,9 @@ impl<B: HostBuf + fmt::Debug> fmt::Debug for Pinned<B> {
 // SAFETY: the bytes are the owned buffer's, whose HostBuf guarantee holds:
 // `buf` moves with self and is only ever mutated through `bytes_mut` or
 // `as_mut_slice`, which change bytes, never the address or the length.
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 unsafe impl<B: HostBuf> HostBuf for Pinned<B> {
     fn stable_ptr(&self) -> *const u8 {
         self.buf.stable_ptr()
@@ -124,6 +127,9 @@ unsafe impl<B: HostBuf> HostBuf for Pinned<B> {
 }
 
 // SAFETY: as above; the buffer's own HostBufMut guarantee covers writes.
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 unsafe impl<B: HostBufMut> HostBufMut for Pinned<B> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.buf.stable_mut_ptr()

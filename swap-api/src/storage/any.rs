@@ -87,6 +87,9 @@ impl AnyEngine {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl IoEngine for AnyEngine {
     type Pending = LatchPending;
 

@@ -117,6 +117,9 @@ impl std::fmt::Debug for Region {
 // Send + Sync; the engine only passes the address to the kernel.
 unsafe impl Send for Region {}
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<E: IoEngine> IoEngine for std::sync::Arc<E> {
     type Pending = E::Pending;
 

@@ -75,6 +75,9 @@ impl<E: IoEngine> FaultyEngine<E> {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<E: IoEngine> IoEngine for FaultyEngine<E> {
     type Pending = FaultyEnginePending<E::Pending>;
 
@@ -119,6 +122,9 @@ pub struct FaultyEnginePending<P> {
     injected: Option<Error>,
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<P: IoPending> PendingOp for FaultyEnginePending<P> {
     fn is_complete(&self) -> bool {
         self.inner.is_complete()
@@ -130,6 +136,9 @@ impl<P: IoPending> PendingOp for FaultyEnginePending<P> {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<P: IoPending> IoPending for FaultyEnginePending<P> {
     fn finished_at(&self) -> Option<Instant> {
         self.inner.finished_at()

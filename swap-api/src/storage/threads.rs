@@ -29,11 +29,10 @@ impl ThreadEngine {
         config.validate()?;
         let count = (config.intra_op_parallelism * config.queue_depth).clamp(1, MAX_THREADS);
         let threads =
-            WorkerThread::spawn_many("tensorswap-io".into(), count, work).map_err(|err| {
-                Error::Device {
+            WorkerThread::spawn_many("tensorswap-io".into(), count, work).map_err(|cause| {
+                Error::ThreadStart {
                     component: "threads",
-                    op: "start an I/O thread",
-                    reason: err.to_string(),
+                    cause,
                 }
             })?;
         Ok(Self {
@@ -110,9 +109,7 @@ impl IoEngine for ThreadEngine {
 }
 
 fn stopped() -> Error {
-    Error::Device {
+    Error::Stopped {
         component: "threads",
-        op: "submit",
-        reason: "the engine's threads have stopped".into(),
     }
 }

@@ -65,6 +65,9 @@ impl<E: IoEngine> ThrottledEngine<E> {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<E: IoEngine> IoEngine for ThrottledEngine<E> {
     type Pending = ThrottledPending<E::Pending>;
 
@@ -99,6 +102,9 @@ pub struct ThrottledPending<P> {
     due: Instant,
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<P: IoPending> PendingOp for ThrottledPending<P> {
     fn is_complete(&self) -> bool {
         Instant::now() >= self.due && self.inner.is_complete()
@@ -111,6 +117,9 @@ impl<P: IoPending> PendingOp for ThrottledPending<P> {
     }
 }
 
+// A decorator forwards every method, defaults included (a new default
+// method must not be skipped silently).
+#[deny(clippy::missing_trait_methods)]
 impl<P: IoPending> IoPending for ThrottledPending<P> {
     fn finished_at(&self) -> Option<Instant> {
         self.inner.finished_at().map(|at| at.max(self.due))

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::engine::IoPending;
 use super::file::SwapFile;
+use crate::sync::{Ticket, TicketFuture};
 use crate::{HostBuf, IoOp, Rejected};
 
 /// A finished request: the buffer back, and how long the request took.
@@ -130,4 +131,27 @@ pub fn wait_all_io<P: IoPending, B: HostBuf>(
     tickets: impl IntoIterator<Item = IoTicket<P, B>>,
 ) -> Vec<IoResult<B>> {
     tickets.into_iter().map(IoTicket::wait).collect()
+}
+
+impl<P: IoPending, B: HostBuf> Ticket for IoTicket<P, B> {
+    type Output = IoResult<B>;
+
+    fn is_complete(&self) -> bool {
+        IoTicket::is_complete(self)
+    }
+
+    fn wait(self) -> Self::Output {
+        IoTicket::wait(self)
+    }
+}
+
+/// `ticket.await`: the same result as [`IoTicket::wait`], on any executor
+/// ([`TicketFuture`]).
+impl<P: IoPending, B: HostBuf> std::future::IntoFuture for IoTicket<P, B> {
+    type Output = IoResult<B>;
+    type IntoFuture = TicketFuture<Self>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        TicketFuture::new(self)
+    }
 }

@@ -139,10 +139,9 @@ impl UringEngine {
             };
             let thread =
                 WorkerThread::spawn(format!("tensorswap-uring-{i}"), move |rx| worker.run(&rx))
-                    .map_err(|err| Error::Device {
+                    .map_err(|cause| Error::ThreadStart {
                         component: "uring",
-                        op: "start a worker thread",
-                        reason: err.to_string(),
+                        cause,
                     })?;
             workers.push(WorkerHandle { thread, wake });
         }
@@ -246,11 +245,9 @@ impl IoEngine for UringEngine {
 impl UringEngine {
     /// The error of a piece whose worker has ended.
     fn stopped(&self) -> Error {
-        self.broken.error().unwrap_or_else(|| Error::Device {
-            component: "uring",
-            op: "submit",
-            reason: "the engine's worker has stopped".into(),
-        })
+        self.broken
+            .error()
+            .unwrap_or(Error::Stopped { component: "uring" })
     }
 }
 
