@@ -168,7 +168,7 @@ impl CpuMemory {
     }
 
     /// The bytes, for computing on "device" memory in place (e.g. through a
-    /// swapper's [`TensorHandle`](tensorswap_swapper::TensorHandle)).
+    /// swapper's `TensorHandle`).
     ///
     /// Sound from safe code: the safe transfer API writes device memory only
     /// through an owned `DeviceBuffer`, which cannot exist while this borrow

@@ -42,5 +42,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handle::AioHandle>()?;
     m.add_class::<pin::PinHandle>()?;
     m.add_class::<locked::LockedBlock>()?;
+    // The package's one version: python/Cargo.toml's, which maturin also
+    // gives the wheel.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

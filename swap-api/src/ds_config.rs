@@ -181,9 +181,9 @@ pub fn config_error(name: &str, reason: &dyn std::fmt::Display) -> Error {
 }
 
 /// Longest word of input kept whole in a message.
-const MAX_WORD: usize = 80;
+pub const MAX_WORD: usize = 80;
 /// Longest message.
-const MAX_MESSAGE: usize = 2000;
+pub const MAX_MESSAGE: usize = 2000;
 
 /// `message` with every run of more than [`MAX_WORD`] non-space characters
 /// cut to its start and its length, and at most [`MAX_MESSAGE`] bytes in

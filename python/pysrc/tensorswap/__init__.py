@@ -12,7 +12,6 @@ Tensors are handled through their Python methods only: the package never
 links libtorch, and imports torch only when a tensor is made.
 """
 
-from tensorswap._native import LockedBlock, aio_handle, pin_handle
+from tensorswap._native import LockedBlock, __version__, aio_handle, pin_handle
 
-__all__ = ["aio_handle", "pin_handle", "LockedBlock"]
-__version__ = "0.1.0"
+__all__ = ["aio_handle", "pin_handle", "LockedBlock", "__version__"]

@@ -12,16 +12,28 @@ Two ways to turn it on:
   worker processes that DeepSpeed or its test harness spawn included;
 - :func:`install` from the program, before or after importing DeepSpeed;
   it also sets the variable, so processes started afterwards follow.
+
+The switch patches DeepSpeed's internals, so it acts only on the DeepSpeed
+versions whose own tests have run on it (:data:`TESTED_DEEPSPEED`). With
+any other version it warns once (``RuntimeWarning``) and leaves DeepSpeed's
+native op in place, unless forced: ``TENSORSWAP_DEEPSPEED=force`` or
+``install(force=True)``.
 """
 
 import importlib.abc
 import importlib.machinery
+import importlib.metadata
 import os
 import sys
 import types
+import warnings
 
-#: The variable that turns the switch on in every process.
+#: The variable that turns the switch on in every process: ``1``, or
+#: ``force`` to act on a DeepSpeed version it was not tested with.
 ENV_VAR = "TENSORSWAP_DEEPSPEED"
+
+#: The DeepSpeed versions whose tests run on the switch (``scripts/deepspeed-suite.sh``).
+TESTED_DEEPSPEED = ("0.19.8",)
 
 _ASYNC_IO = "async_io"
 _PIN_MEMORY = "pin_memory"
@@ -46,8 +58,47 @@ def _compatible(self, verbose=False):
     return True
 
 
+_VERSION_VERDICT = {}
+
+
+def _deepspeed_version():
+    """The DeepSpeed version in this process (its package's own
+    ``__version__`` when imported, else its installed metadata), without
+    a local build suffix; None when it cannot be told."""
+    version = getattr(sys.modules.get("deepspeed"), "__version__", None)
+    if version is None:
+        try:
+            version = importlib.metadata.version("deepspeed")
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    return str(version).split("+")[0]
+
+
+def _version_ok():
+    """Whether the switch may patch this DeepSpeed: a tested version, or
+    forced. Decided (and warned about) once per process."""
+    if "ok" not in _VERSION_VERDICT:
+        version = _deepspeed_version()
+        forced = os.environ.get(ENV_VAR) == "force"
+        ok = forced or version in TESTED_DEEPSPEED
+        if not ok:
+            warnings.warn(
+                f"tensorswap's DeepSpeed switch was tested with DeepSpeed {', '.join(TESTED_DEEPSPEED)}, "
+                f"not {version or 'this (unknown) version'}: DeepSpeed keeps its native async_io and "
+                f"pin_memory ops. Set {ENV_VAR}=force (or call tensorswap.deepspeed.install(force=True)) "
+                "to use tensorswap's engine anyway.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        _VERSION_VERDICT["ok"] = ok
+    return _VERSION_VERDICT["ok"]
+
+
 def _patch(module):
-    """Patches whatever of DeepSpeed `module` holds (idempotent)."""
+    """Patches whatever of DeepSpeed `module` holds (idempotent), when the
+    DeepSpeed version allows."""
+    if not _version_ok():
+        return
     ops = _op_modules()
     name = module.__name__
     builder = getattr(module, "OpBuilder", None)
@@ -111,10 +162,16 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None
 
 
-def install():
+def install(force=False):
     """Makes DeepSpeed use tensorswap's engine in this process and in the
-    processes it starts from now on. Safe to call more than once."""
-    os.environ[ENV_VAR] = "1"
+    processes it starts from now on. Safe to call more than once.
+
+    With a DeepSpeed version not in :data:`TESTED_DEEPSPEED`, it warns and
+    does nothing unless `force` is true."""
+    if force or os.environ.get(ENV_VAR) != "force":
+        os.environ[ENV_VAR] = "force" if force else "1"
+    if force:
+        _VERSION_VERDICT.clear()
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
     # What DeepSpeed already imported is patched now.
@@ -124,5 +181,6 @@ def install():
 
 
 def installed():
-    """Whether :func:`install` ran in this process."""
+    """Whether :func:`install` ran in this process (DeepSpeed's ops are
+    replaced only if its version is tested, or the switch was forced)."""
     return any(isinstance(f, _Finder) for f in sys.meta_path)
