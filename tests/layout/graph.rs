@@ -289,48 +289,63 @@ impl Graph {
     }
 }
 
-/// `text` without comments and string or char literals (their quotes
-/// kept), lines kept in place.
+/// `text` without comments and string, raw string and char literals
+/// (their quotes kept), lines kept in place.
 fn strip(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    // Skips `chars[from..]` up to the end of `closing`, keeping newlines;
+    // with `escapes`, a backslash hides the character after it.
+    let skip_to = |out: &mut String, from: usize, closing: &[char], escapes: bool| -> usize {
+        let mut i = from;
+        while i < chars.len() {
+            if chars[i..].starts_with(closing) {
+                return i + closing.len();
+            }
+            if chars[i] == '\n' {
+                out.push('\n');
+            }
+            if escapes && chars[i] == '\\' {
+                i += 1;
+            }
+            i += 1;
+        }
+        i
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let after_word = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
         match c {
-            '/' if chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            '/' if chars.peek() == Some(&'*') => {
-                let mut last = ' ';
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                    }
-                    if last == '*' && c == '/' {
-                        break;
-                    }
-                    last = c;
-                }
-            }
+            '/' if next == Some('/') => i = skip_to(&mut out, i, &['\n'], false).saturating_sub(1),
+            '/' if next == Some('*') => i = skip_to(&mut out, i + 2, &['*', '/'], false),
             '"' => {
-                out.push('"');
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                    }
-                    if !escaped && c == '"' {
-                        break;
-                    }
-                    escaped = !escaped && c == '\\';
-                }
-                out.push('"');
+                i = skip_to(&mut out, i + 1, &['"'], true);
+                out.push_str("\"\"");
             }
-            _ => out.push(c),
+            // r"..." and r#"..."#: closed by the quote and as many hashes.
+            'r' if !after_word && matches!(next, Some('"' | '#')) => {
+                let hashes = chars[i + 1..].iter().take_while(|&&c| c == '#').count();
+                if chars.get(i + 1 + hashes) == Some(&'"') {
+                    let mut closing = vec!['"'];
+                    closing.extend(std::iter::repeat_n('#', hashes));
+                    i = skip_to(&mut out, i + 2 + hashes, &closing, false);
+                    out.push_str("\"\"");
+                } else {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+            // A char literal ('x', '\n'), not a lifetime ('a).
+            '\'' if next == Some('\\') || chars.get(i + 2) == Some(&'\'') => {
+                i = skip_to(&mut out, i + 1, &['\''], true);
+                out.push_str("''");
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
         }
     }
     out

@@ -90,7 +90,11 @@ fn an_upward_use_is_reported() {
         ),
         (
             "low/inner.rs",
-            "// crate::high::High in a comment is not a use\npub struct Low(crate::High);\n",
+            concat!(
+                "// crate::high::High in a comment is not a use\n",
+                "const S: &str = r#\"crate::high \"#; const C: char = '\"'; const T: &str = \"crate::high\";\n",
+                "pub struct Low(crate::High);\n",
+            ),
         ),
         ("high.rs", "use crate::low::Low;\npub struct High(Low);\n"),
     ];
@@ -102,7 +106,7 @@ fn an_upward_use_is_reported() {
     let errors = upward_uses(&graph, &[("low", &["low"]), ("high", &["high"])]);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        errors[0].contains("src/low/inner.rs:2") && errors[0].contains("src/high.rs"),
+        errors[0].contains("src/low/inner.rs:3") && errors[0].contains("src/high.rs"),
         "{}",
         errors[0]
     );
