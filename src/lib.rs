@@ -4,8 +4,10 @@
 //! ([`PinnedPool`]) and the swappers DeepSpeed's ZeRO-Infinity needs
 //! ([`swapper`]).
 //!
-//! This is the facade crate: it re-exports the core API ([`tensorswap_core`]) and,
-//! per cargo feature, the backends (`cpu`, the default; `wgpu`; `cuda`),
+//! This is the facade crate: it re-exports the core's user API by name
+//! (from [`tensorswap_core`]; backend authors use that crate itself), the
+//! swappers ([`swapper`], from `tensorswap-swapper`) and, per cargo
+//! feature, the backends (`cpu`, the default; `wgpu`; `cuda`),
 //! plus [`open_best`], which opens the best device this machine can run and
 //! says why the others were passed over, and [`TensorSwap`], the front
 //! door: DeepSpeed's six verbs over that device and a store in the temp
