@@ -34,6 +34,7 @@ mod runner;
 
 pub mod cases;
 pub mod engine;
+pub mod store;
 pub mod swapper;
 
 pub use ctx::{expect_bytes, first_difference, pattern, raw_file, CaseError, Ctx, Outcome};

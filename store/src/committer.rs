@@ -137,22 +137,25 @@ impl<E: IoEngine> Committer<E> {
                         self.shared
                             .locked
                             .lock()
-                            .space
-                            .release(&record.head.extents);
+                            .put_ended(Some(&record.head.extents));
                         done.set(Err(StoreError::Value {
                             key: printable_key(&key),
                             cause,
                         }));
                         continue;
                     }
-                    match durable_by {
-                        Some(at) if at <= now => durable = true,
-                        Some(at) => self.deadline = Some(self.deadline.map_or(at, |d| d.min(at))),
-                        None => {}
-                    }
+                    durable |= self.due(durable_by, now);
                     ops.push(Op::Put { key, record, done });
                 }
-                Msg::Remove { key, id, done } => ops.push(Op::Remove { key, id, done }),
+                Msg::Remove {
+                    key,
+                    id,
+                    durable_by,
+                    done,
+                } => {
+                    durable |= self.due(durable_by, now);
+                    ops.push(Op::Remove { key, id, done });
+                }
                 Msg::Sync { done } => {
                     durable = true;
                     syncs.push(done);
@@ -172,9 +175,9 @@ impl<E: IoEngine> Committer<E> {
                         self.shared
                             .locked
                             .lock()
-                            .space
-                            .release(&record.head.extents);
+                            .put_ended(Some(&record.head.extents));
                     } else {
+                        self.shared.locked.lock().put_ended(None);
                         self.shared
                             .written
                             .fetch_add(record.head.len, Ordering::Relaxed);
@@ -192,6 +195,19 @@ impl<E: IoEngine> Committer<E> {
         }
         for done in syncs {
             done.set(outcome(&result));
+        }
+    }
+
+    /// True when a change that must be durable by `by` makes this commit
+    /// durable; a later deadline is kept for the interval's commit.
+    fn due(&mut self, by: Option<Instant>, now: Instant) -> bool {
+        match by {
+            Some(at) if at <= now => true,
+            Some(at) => {
+                self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+                false
+            }
+            None => false,
         }
     }
 

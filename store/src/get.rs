@@ -55,11 +55,10 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
     /// Starts reading `key`'s whole value into a new page-aligned buffer of
     /// its length.
     pub fn get_owned(&self, key: &[u8]) -> Result<GetTicket<HostBuffer>, StoreError> {
-        let len = self.value_len(key).ok_or_else(|| StoreError::NotFound {
-            key: printable_key(key),
-        })?;
-        let buf = HostBuffer::new(len as usize)?;
-        self.read(key, Some(0), buf).map_err(Rejected::into_error)
+        let (record, guard) = self.begin_read(key)?;
+        let buf = HostBuffer::new(record.head.len as usize)?;
+        self.read_entry(key, record, guard, None, buf)
+            .map_err(Rejected::into_error)
     }
 
     fn read<B: HostBufMut>(
@@ -68,10 +67,21 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
         offset: Option<u64>,
         buf: B,
     ) -> Result<GetTicket<B>, Rejected<B, StoreError>> {
-        let (record, guard) = match self.begin_read(key) {
-            Ok(found) => found,
-            Err(error) => return Err(Rejected { error, value: buf }),
-        };
+        match self.begin_read(key) {
+            Ok((record, guard)) => self.read_entry(key, record, guard, offset, buf),
+            Err(error) => Err(Rejected { error, value: buf }),
+        }
+    }
+
+    /// Reads the value of `record` (or `buf`'s length of it from `offset`).
+    fn read_entry<B: HostBufMut>(
+        &self,
+        key: &[u8],
+        record: Record,
+        guard: ReadGuard,
+        offset: Option<u64>,
+        buf: B,
+    ) -> Result<GetTicket<B>, Rejected<B, StoreError>> {
         let value_len = record.head.len;
         let (from, len) = match offset {
             None => (0, value_len),
@@ -96,17 +106,18 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
             };
             return Err(Rejected { error, value: buf });
         }
-        // Whole blocks are read and checked: the range's, widened.
+        // Whole blocks are read (every request on the data file is whole,
+        // aligned blocks: see `put`) and the value's bytes of them checked.
         let first = from / BLOCK * BLOCK;
         let last = (from + len).div_ceil(BLOCK) * BLOCK;
-        let last = last.min(value_len);
         let plan = Plan {
             key: key.to_vec(),
             first_block: (first / BLOCK) as usize,
             skip: (from - first) as usize,
             len: len as usize,
+            checked: (last.min(value_len) - first) as usize,
         };
-        let direct = plan.skip == 0 && first + len == last;
+        let direct = buf.stable_ptr() as usize % BLOCK as usize == 0 && first + len == last;
         let ranges = pieces(&record.head.extents, first, last);
         let submitted = if direct {
             self.submit(ranges, buf)
@@ -238,6 +249,8 @@ struct Plan {
     skip: usize,
     /// Bytes the caller gets.
     len: usize,
+    /// Bytes read that are the value's (the rest of the last block is not).
+    checked: usize,
 }
 
 /// The ticket of a get: the caller's buffer back with the value's bytes,
@@ -281,7 +294,7 @@ impl<B: HostBufMut> GetTicket<B> {
             });
         }
         let checked = match &staged {
-            Some(scratch) => crc::check(scratch, plan.first_block, &self.crcs),
+            Some(scratch) => crc::check(&scratch[..plan.checked], plan.first_block, &self.crcs),
             None => crc::check(
                 &bytes_mut(&mut buf)[..plan.len],
                 plan.first_block,

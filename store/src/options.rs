@@ -25,6 +25,18 @@ pub enum Durability {
     Flush,
 }
 
+impl Durability {
+    /// When a change made at `now` must be durable: at once, by a
+    /// deadline, or at the next flush (`None`).
+    pub(crate) fn deadline(self, now: std::time::Instant) -> Option<std::time::Instant> {
+        match self {
+            Self::Sync => Some(now),
+            Self::Within(interval) => Some(now + interval),
+            Self::Flush => None,
+        }
+    }
+}
+
 /// Options of one put.
 ///
 /// ```

@@ -3,20 +3,21 @@
 //! computed, the entry committed by the committer; [`PutTicket`].
 
 use std::ops::Range;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use tensorswap_core::sync::{Ticket, TicketFuture};
-use tensorswap_core::{HostBuf, IoEngine, IoEngineExt, Rejected};
+use tensorswap_core::{HostBuf, HostBuffer, IoEngine, IoEngineExt, Rejected};
 
 use crate::crc::block_crcs;
 use crate::error::printable_key;
+use crate::inflight::Inflight;
 use crate::record::{Head, Record};
 use crate::shared::{Msg, PendingPut};
 use crate::signal::Signal;
-use crate::space::{blocks_for, Extent};
-use crate::window::WriteShare;
-use crate::{Durability, PersistentStore, PutOptions, StoreError, MAX_KEY_LEN, MAX_META_LEN};
+use crate::space::{blocks_for, Extent, BLOCK};
+use crate::window::{host_bytes, WriteShare};
+use crate::{PersistentStore, PutOptions, StoreError, MAX_KEY_LEN, MAX_META_LEN};
 
 /// Space set aside for a put.
 struct Reserved {
@@ -48,32 +49,37 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
             Ok(reserved) => reserved,
             Err(error) => return Err(Rejected { error, value: buf }),
         };
-        let share = WriteShare::new(buf);
-        let mut tickets = Vec::with_capacity(reserved.extents.len());
-        for (offset, range) in pieces(&reserved.extents, 0, len) {
-            match self
-                .shared
-                .engine
-                .write(&self.shared.file, offset, share.window(range))
-            {
-                Ok(ticket) => tickets.push(ticket),
-                Err(refused) => {
-                    drop(refused.value);
-                    for ticket in tickets {
-                        let _ = ticket.wait();
-                    }
-                    self.shared.locked.lock().space.release(&reserved.extents);
-                    let value = share.into_inner().ok().expect("no window is left");
-                    let error = StoreError::Value {
-                        key: printable_key(key),
-                        cause: refused.error,
-                    };
-                    return Err(Rejected { error, value });
-                }
+        // Every request on the data file is whole, aligned blocks, so the
+        // engine moves all of them with O_DIRECT (where the file system has
+        // it): direct and buffered writes of neighbouring blocks at once
+        // make the kernel fail to drop its cache and mark the file with
+        // EIO. An unaligned buffer or length goes through a padded copy.
+        let aligned = buf.stable_ptr() as usize % BLOCK as usize == 0 && len % BLOCK == 0;
+        let (io, crcs, held) = if aligned {
+            let share = WriteShare::new(buf);
+            let io = self.write_blocks(&share, &reserved.extents, len);
+            (io, block_crcs(share.bytes()), Held::Shared(share))
+        } else {
+            let crcs = block_crcs(host_bytes(&buf));
+            let io = padded_copy(&buf).and_then(|copy| {
+                self.write_blocks(&WriteShare::new(copy), &reserved.extents, blocks_for(len))
+            });
+            (io, crcs, Held::Copied(buf))
+        };
+        let io = match io {
+            Ok(io) => io,
+            Err(cause) => {
+                self.shared.locked.lock().put_ended(Some(&reserved.extents));
+                let error = StoreError::Value {
+                    key: printable_key(key),
+                    cause,
+                };
+                return Err(Rejected {
+                    error,
+                    value: held.into_inner(),
+                });
             }
-        }
-        // While the engine writes: the CRCs of the same bytes.
-        let crcs = block_crcs(share.bytes());
+        };
         let record = Record {
             head: Head {
                 id: reserved.id,
@@ -85,24 +91,47 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
             meta: options.meta.clone(),
             crcs,
         };
-        let now = Instant::now();
-        let durable_by = match options.durability.unwrap_or(self.shared.options.durability) {
-            Durability::Sync => Some(now),
-            Durability::Within(interval) => Some(now + interval),
-            Durability::Flush => None,
-        };
+        let durability = options.durability.unwrap_or(self.shared.options.durability);
         let done = Signal::new();
         self.send(Msg::Put(Box::new(PendingPut {
             key: key.to_vec(),
             record,
-            io: Box::new(tickets),
-            durable_by,
+            io,
+            durable_by: durability.deadline(Instant::now()),
             done: Arc::clone(&done),
         })));
         Ok(PutTicket {
-            share: Some(share),
+            held: Some(held),
             done,
         })
+    }
+
+    /// Writes the first `len` bytes of `share` over `extents`; on a refusal,
+    /// waits for what was submitted and returns the error.
+    fn write_blocks<S: HostBuf>(
+        &self,
+        share: &WriteShare<S>,
+        extents: &[Extent],
+        len: u64,
+    ) -> Result<Box<dyn Inflight>, tensorswap_core::Error> {
+        let mut tickets = Vec::with_capacity(extents.len());
+        for (offset, range) in pieces(extents, 0, len) {
+            match self
+                .shared
+                .engine
+                .write(&self.shared.file, offset, share.window(range))
+            {
+                Ok(ticket) => tickets.push(ticket),
+                Err(refused) => {
+                    drop(refused.value);
+                    for ticket in tickets {
+                        let _ = ticket.wait();
+                    }
+                    return Err(refused.error);
+                }
+            }
+        }
+        Ok(Box::new(tickets))
     }
 
     fn check_put(&self, key: &[u8], len: u64, options: &PutOptions) -> Result<(), StoreError> {
@@ -132,63 +161,80 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
 
     /// Space for `len` bytes: free space, or space made by evicting the
     /// least recently used values (a batch of them, reusable once their
-    /// removal is durable: one sync for many puts).
+    /// removal is durable: one sync for many puts), or space that puts and
+    /// gets in flight hold for a moment.
     fn reserve(&self, key: &[u8], len: u64) -> Result<Reserved, StoreError> {
         let need = blocks_for(len);
         let eviction = self.shared.options.eviction;
         let mut state = self.shared.locked.lock();
-        let mut last_free = None;
+        let mut waited = Duration::ZERO;
         loop {
             if let Some(reason) = &state.failed {
                 return Err(self.shared.stopped(reason));
             }
             if let Some(extents) = state.space.allocate(len) {
+                state.writing += 1;
                 let id = state.new_id();
                 let seq = state.table.next_seq();
                 return Ok(Reserved { extents, id, seq });
             }
-            let mut soon = state.space.free() + state.unsynced_bytes();
+            let mut evicted = 0;
             if eviction {
                 // Evict past the need, so the next puts find room too.
                 let target = need + (state.space.capacity() / 64).min(256 << 20);
-                while soon < target {
+                while state.space.free() + state.unsynced_bytes() + evicted < target {
                     let Some(victim) = state.table.oldest() else {
                         break;
                     };
                     let Some(head) = state.table.remove_if(&victim, None) else {
                         break;
                     };
-                    soon += head.extents.iter().map(|e| e.len).sum::<u64>();
+                    evicted += head.extents.iter().map(|e| e.len).sum::<u64>();
                     state.evictions += 1;
                     self.send(Msg::Remove {
                         key: victim.to_vec(),
                         id: Some(head.id),
+                        durable_by: None,
                         done: None,
                     });
                 }
             }
-            // Stuck: not enough space on its way back, or a sync brought none.
-            let free = state.space.free();
-            if soon < need || last_free == Some(free) {
+            if state.unsynced_bytes() + evicted > 0 {
+                // Freed space comes back with a durable commit.
+                drop(state);
+                let done = Signal::new();
+                self.send(Msg::Sync {
+                    done: Arc::clone(&done),
+                });
+                done.take()?;
+                state = self.shared.locked.lock();
+            } else if (state.writing > 0 || state.pending() > 0) && waited < MAX_WAIT {
+                // Puts in flight free what they replace when they commit;
+                // gets free what was removed under them when they end.
+                let start = Instant::now();
+                state = self
+                    .shared
+                    .locked
+                    .space_freed
+                    .wait_timeout(state, Duration::from_millis(100))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                waited += start.elapsed();
+            } else {
                 return Err(StoreError::Full {
                     key: printable_key(key),
                     needed: need,
-                    free: soon,
+                    free: state.space.free(),
                     capacity: state.space.capacity(),
                     eviction,
                 });
             }
-            last_free = Some(free);
-            drop(state);
-            let done = Signal::new();
-            self.send(Msg::Sync {
-                done: Arc::clone(&done),
-            });
-            done.take()?;
-            state = self.shared.locked.lock();
         }
     }
 }
+
+/// Longest a put waits for space that requests in flight hold.
+const MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// The file pieces of value bytes `from..to`: (file offset, range of the
 /// buffer that holds value bytes `from..`).
@@ -212,8 +258,36 @@ pub(crate) fn pieces(extents: &[Extent], from: u64, to: u64) -> Vec<(u64, Range<
 /// Dropping it does not cancel the put, which completes in the background.
 #[must_use = "the ticket gives the buffer back and says whether the put was committed"]
 pub struct PutTicket<B: HostBuf> {
-    share: Option<WriteShare<B>>,
+    held: Option<Held<B>>,
     done: Arc<Signal<Result<(), StoreError>>>,
+}
+
+/// The caller's buffer while its put runs.
+enum Held<B: HostBuf> {
+    /// Shared with the file requests that write it.
+    Shared(WriteShare<B>),
+    /// Copied: the requests write the copy.
+    Copied(B),
+}
+
+impl<B: HostBuf> Held<B> {
+    /// The buffer, once no request holds it: the committer drops the file
+    /// requests (and their windows) before it answers, and a refused put
+    /// waited for those it had submitted.
+    fn into_inner(self) -> B {
+        match self {
+            Self::Shared(share) => share.into_inner().ok().expect("no window is left"),
+            Self::Copied(buf) => buf,
+        }
+    }
+}
+
+/// `buf`'s bytes in a page-aligned buffer of whole blocks, zero-padded.
+fn padded_copy<B: HostBuf>(buf: &B) -> Result<HostBuffer, tensorswap_core::Error> {
+    let len = buf.bytes_len();
+    let mut copy = HostBuffer::new(blocks_for(len as u64) as usize)?;
+    copy[..len].copy_from_slice(host_bytes(buf));
+    Ok(copy)
 }
 
 impl<B: HostBuf> PutTicket<B> {
@@ -223,13 +297,14 @@ impl<B: HostBuf> PutTicket<B> {
     }
 
     /// Blocks until the value is committed (and durable, if the put's
-    /// durability is [`Durability::Sync`]); the buffer back.
+    /// durability is [`Durability::Sync`](crate::Durability::Sync)); the buffer back.
     pub fn wait(mut self) -> Result<B, Rejected<B, StoreError>> {
         let result = self.done.take();
-        let share = self.share.take().expect("a ticket is waited once");
-        // The committer drops the file requests (and their windows) before
-        // it answers.
-        let buf = share.into_inner().ok().expect("no window is left");
+        let buf = self
+            .held
+            .take()
+            .expect("a ticket is waited once")
+            .into_inner();
         match result {
             Ok(()) => Ok(buf),
             Err(error) => Err(Rejected { error, value: buf }),

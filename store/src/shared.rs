@@ -59,6 +59,8 @@ pub(crate) enum Msg {
         key: Vec<u8>,
         /// Only while the key holds this value (an eviction).
         id: Option<u64>,
+        /// As for a put.
+        durable_by: Option<Instant>,
         done: Option<Arc<Signal<Result<bool, StoreError>>>>,
     },
     /// A durable commit of everything before it.

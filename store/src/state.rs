@@ -132,6 +132,8 @@ pub(crate) struct State {
     /// commit, so a crash that rolls the index back finds its values intact.
     unsynced: Vec<Extent>,
     pub(crate) next_id: u64,
+    /// Puts between their space's reservation and their commit (or failure).
+    pub(crate) writing: usize,
     /// Durable commits so far.
     pub(crate) synced: u64,
     /// Why the store stopped, once it has.
@@ -148,6 +150,7 @@ impl State {
             doomed: HashMap::new(),
             unsynced: Vec::new(),
             next_id,
+            writing: 0,
             synced: 0,
             failed: None,
             evictions: 0,
@@ -175,6 +178,15 @@ impl State {
     /// Bytes freed by commits not yet durable (a durable commit frees them).
     pub(crate) fn unsynced_bytes(&self) -> u64 {
         self.unsynced.iter().map(|e| e.len).sum()
+    }
+
+    /// A put is over: committed (`None`), or failed, its space never in the
+    /// index and free at once.
+    pub(crate) fn put_ended(&mut self, failed: Option<&[Extent]>) {
+        self.writing -= 1;
+        if let Some(extents) = failed {
+            self.space.release(extents);
+        }
     }
 
     /// A value's space, no longer in the index (as of a commit that was

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tensorswap_core::{AnyEngine, DirectIo, IoEngine, NamedOptions, SwapFile};
 
@@ -198,13 +199,14 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
 
     /// Removes `key`'s value: gone for every later reader at once; the
     /// ticket says whether the index held it, once the removal is committed
-    /// (with the store's durability).
+    /// (durable as the store's [`Durability`](crate::Durability) says).
     pub fn remove(&self, key: &[u8]) -> CommitTicket<bool> {
         self.shared.locked.lock().table.remove_if(key, None);
         let done = Signal::new();
         self.send(Msg::Remove {
             key: key.to_vec(),
             id: None,
+            durable_by: self.shared.options.durability.deadline(Instant::now()),
             done: Some(Arc::clone(&done)),
         });
         CommitTicket::new(done)
@@ -268,8 +270,7 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
                 self.shared
                     .locked
                     .lock()
-                    .space
-                    .release(&record.head.extents);
+                    .put_ended(Some(&record.head.extents));
                 done.set(Err(error()));
             }
             Msg::Remove { done, .. } => {

@@ -8,6 +8,15 @@ use std::sync::Arc;
 
 use tensorswap_core::{HostBuf, HostBufMut};
 
+/// A host buffer's bytes.
+pub(crate) fn host_bytes<B: HostBuf>(buf: &B) -> &[u8] {
+    // SAFETY: HostBuf promises stable_ptr is valid for reads of bytes_len
+    // bytes while the buffer is alive and not mutated: the borrow keeps it
+    // alive, and the only mutation while shared is through ReadWindow, which
+    // never shares a buffer with a WriteShare or this borrow.
+    unsafe { std::slice::from_raw_parts(buf.stable_ptr(), buf.bytes_len()) }
+}
+
 /// A buffer being written out: every window only reads it, and so may the
 /// store (its CRCs are computed while the writes run).
 pub(crate) struct WriteShare<B: HostBuf> {
@@ -19,12 +28,9 @@ impl<B: HostBuf> WriteShare<B> {
         Self { buf: Arc::new(buf) }
     }
 
-    /// The buffer's bytes.
+    /// The buffer's bytes (windows only read them too).
     pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: HostBuf promises stable_ptr is valid for reads of
-        // bytes_len bytes while the buffer is alive and not mutated; it is
-        // alive (the Arc) and nothing mutates it: windows only read.
-        unsafe { std::slice::from_raw_parts(self.buf.stable_ptr(), self.buf.bytes_len()) }
+        host_bytes(&*self.buf)
     }
 
     /// A window on `range` of the buffer (inside it).

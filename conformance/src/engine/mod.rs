@@ -25,14 +25,15 @@ use tensorswap_core::IoEngine;
 
 use crate::cases::Case;
 
-/// Every case of the engine suite, in a stable order.
-pub fn all<E: IoEngine>() -> Vec<Case<E>> {
+/// Every case of the engine suite, in a stable order, the persistent
+/// store's ([`crate::store`]) last.
+pub fn all<E: IoEngine + 'static>() -> Vec<Case<E>> {
     macro_rules! cases {
         ($($module:ident :: $case:ident),* $(,)?) => {
             vec![$(Case { name: std::borrow::Cow::Borrowed(concat!(stringify!($module), "::", stringify!($case))), run: $case::<E>, folders: 1 }),*]
         };
     }
-    cases![
+    let mut all = cases![
         roundtrip::edge_sizes,
         roundtrip::random_requests,
         roundtrip::sub_ranges,
@@ -52,7 +53,9 @@ pub fn all<E: IoEngine>() -> Vec<Case<E>> {
         files::named_files,
         pool::pool_back_pressure,
         pool::pool_slabs_through_engine,
-    ]
+    ];
+    all.extend(crate::store::all());
+    all
 }
 
 /// Describes an engine for the runner's header line.
