@@ -6,8 +6,10 @@
 //!
 //! This is the facade crate: it re-exports the core's user API by name
 //! (from [`tensorswap_core`]; backend authors use that crate itself), the
-//! swappers ([`swapper`], from `tensorswap-swapper`) and, per cargo
-//! feature, the backends (`cpu`, the default; `wgpu`; `cuda`),
+//! swappers ([`swapper`], from `tensorswap-swapper`), the persistent
+//! store ([`store`], from `tensorswap-store`, feature `store`, on by
+//! default) and, per cargo feature, the backends (`cpu`, the default;
+//! `wgpu`; `cuda`),
 //! plus [`open_best`], which opens the best device this machine can run and
 //! says why the others were passed over, and [`TensorSwap`], the front
 //! door: DeepSpeed's six verbs over that device and a store in the temp
@@ -39,7 +41,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The default feature is `cpu`; the command-line tool is a crate of its
+//! The default features are `cpu` and `store`; the command-line tool is a crate of its
 //! own (`tensorswap-cli`), so none of its dependencies reach a library user.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -76,6 +78,14 @@ pub use tensorswap_core::{Parked, PinnedPool, PinnedPoolBuilder, PoolStats, Slab
 
 /// The swappers (`tensorswap-swapper`).
 pub use tensorswap_swapper as swapper;
+
+/// The persistent store (`tensorswap-store`): named values in a folder
+/// that outlive the process.
+#[cfg(feature = "store")]
+pub use tensorswap_store as store;
+/// The persistent store's handle ([`store::PersistentStore`]).
+#[cfg(feature = "store")]
+pub use tensorswap_store::PersistentStore;
 
 /// The CPU backend.
 #[cfg(feature = "cpu")]

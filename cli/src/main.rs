@@ -10,6 +10,7 @@ mod io_bench;
 mod size;
 mod soak;
 mod stdout;
+mod store;
 mod swap_bench;
 mod tune;
 
@@ -43,6 +44,9 @@ enum Command {
     /// for a set time, every byte checked; the pool, files and folders
     /// checked whole at the end.
     Soak(soak::SoakArgs),
+    /// A persistent store's keys (`ls`), sizes (`stats`), and a check of
+    /// every value and the index (`verify`).
+    Store(store::StoreArgs),
 }
 
 /// Warnings, except wgpu's GL probe, which logs an error on every machine
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         }
         Command::Tune(tune) => tune::run(&tune, &mut out),
         Command::Soak(soak) => soak::run(&soak, &mut out),
+        Command::Store(store) => store::run(&store, &mut out),
     };
     match outcome.and_then(|()| Ok(out.flush()?)) {
         Ok(()) => ExitCode::SUCCESS,

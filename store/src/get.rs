@@ -198,7 +198,7 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
         &self,
         ranges: Vec<(u64, std::ops::Range<usize>)>,
         buf: R,
-    ) -> Result<(ReadShare<R>, Box<dyn Inflight>), Rejected<R, StoreError>> {
+    ) -> Result<Reading<R>, Rejected<R, StoreError>> {
         let spans: Vec<_> = ranges.iter().map(|(_, r)| r.clone()).collect();
         let (share, windows) = match ReadShare::split(buf, &spans) {
             Ok(split) => split,
@@ -228,6 +228,9 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
         Ok((share, Box::new(tickets)))
     }
 }
+
+/// A buffer being filled, and the requests filling it.
+type Reading<R> = (ReadShare<R>, Box<dyn Inflight>);
 
 /// Where the bytes land.
 enum Target<B: HostBufMut> {

@@ -14,6 +14,9 @@ use crate::StoreError;
 pub(crate) const INDEX_FILE: &str = "index.redb";
 
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
+/// The store's settings that outlive a process: `capacity`.
+const SETTINGS: TableDefinition<&str, u64> = TableDefinition::new("settings");
+const CAPACITY: &str = "capacity";
 
 /// One change of a commit.
 #[derive(Debug)]
@@ -39,15 +42,41 @@ impl Index {
             .create(&path)
             .map_err(|e| index_error(&path, "open", e))?;
         let index = Self { db, path };
-        // The table exists from the first open on, so readers find it.
+        // The tables exist from the first open on, so readers find them.
         let txn = index
             .db
             .begin_write()
             .map_err(index.err("start a commit"))?;
         txn.open_table(VALUES)
             .map_err(index.err("open the table"))?;
+        txn.open_table(SETTINGS)
+            .map_err(index.err("open the table"))?;
         txn.commit().map_err(index.err("commit"))?;
         Ok(index)
+    }
+
+    /// The capacity the store was last opened with, if any.
+    pub(crate) fn capacity(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(self.err("start reading"))?;
+        let table = txn
+            .open_table(SETTINGS)
+            .map_err(self.err("open the table"))?;
+        let found = table.get(CAPACITY).map_err(self.err("read"))?;
+        Ok(found.map(|v| v.value()))
+    }
+
+    /// Records the capacity, durably.
+    pub(crate) fn set_capacity(&self, capacity: u64) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(self.err("start a commit"))?;
+        {
+            let mut table = txn
+                .open_table(SETTINGS)
+                .map_err(self.err("open the table"))?;
+            table
+                .insert(CAPACITY, capacity)
+                .map_err(self.err("write"))?;
+        }
+        txn.commit().map_err(self.err("commit"))
     }
 
     /// The index file.

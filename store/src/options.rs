@@ -87,14 +87,15 @@ impl PutOptions {
 /// ```
 /// use tensorswap_store::{Durability, StoreOptions};
 /// let options = StoreOptions::new(64 << 30).durability(Durability::Flush).eviction(false);
-/// assert_eq!(options.capacity, 64 << 30);
+/// assert_eq!(options.capacity, Some(64 << 30));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct StoreOptions {
     /// Most bytes of values the store holds (each value rounded up to
-    /// 4 KiB blocks).
-    pub capacity: u64,
+    /// 4 KiB blocks); `None`: the capacity it was last opened with (a new
+    /// store needs one).
+    pub capacity: Option<u64>,
     /// When full, evict the least recently used unpinned values (default);
     /// when off, a put that does not fit fails with
     /// [`StoreError::Full`](crate::StoreError::Full).
@@ -113,11 +114,20 @@ impl StoreOptions {
     /// A store of `capacity` bytes, with LRU eviction and durable puts.
     pub fn new(capacity: u64) -> Self {
         Self {
-            capacity,
+            capacity: Some(capacity),
             eviction: true,
             durability: Durability::Sync,
             engine: EngineKind::Auto,
             aio: AioConfig::default(),
+        }
+    }
+
+    /// An existing store, at the capacity it was last opened with (the
+    /// tools open stores so).
+    pub fn existing() -> Self {
+        Self {
+            capacity: None,
+            ..Self::new(0)
         }
     }
 

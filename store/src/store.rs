@@ -80,6 +80,16 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
         engine: E,
     ) -> Result<Self, StoreError> {
         let folder = folder.as_ref().to_path_buf();
+        if options.capacity.is_none() && !folder.join(marker::MARKER_FILE).is_file() {
+            // Opening what exists: create nothing.
+            return Err(StoreError::NotAStore {
+                path: folder,
+                reason: format!(
+                    "there is no `{}` file (a new store needs a capacity)",
+                    marker::MARKER_FILE
+                ),
+            });
+        }
         std::fs::create_dir_all(&folder)
             .map_err(|e| StoreError::file(&folder, "create the folder", e))?;
         let lock = WriterLock::take(&folder)?;
@@ -309,7 +319,18 @@ fn load(
     file: &SwapFile,
     options: &StoreOptions,
 ) -> Result<State, StoreError> {
-    let capacity = options.capacity / crate::space::BLOCK * crate::space::BLOCK;
+    let stored = index.capacity()?;
+    let capacity = match (options.capacity, stored) {
+        (Some(asked), _) => asked / crate::space::BLOCK * crate::space::BLOCK,
+        (None, Some(stored)) => stored,
+        (None, None) => {
+            return Err(StoreError::NotAStore {
+                path: folder.to_path_buf(),
+                reason: "its index records no capacity (a new store needs one)".into(),
+            })
+        }
+    };
+
     let mut table = Table::default();
     let mut next_id = 0;
     let mut beyond: Vec<(Vec<u8>, Head)> = Vec::new();
@@ -356,6 +377,9 @@ fn load(
     })?;
     if file.len()? > end {
         file.set_len(end)?;
+    }
+    if stored != Some(capacity) {
+        index.set_capacity(capacity)?;
     }
     Ok(State::new(table, space, next_id))
 }

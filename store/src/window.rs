@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn overlapping_or_outside_windows_are_refused() {
         assert!(ReadShare::split(vec![0u8; 10], &[0..6, 5..10]).is_err());
-        assert!(ReadShare::split(vec![0u8; 10], &[0..11]).is_err());
+        assert!(ReadShare::split(vec![0u8; 10], std::slice::from_ref(&(0..11))).is_err());
     }
 
     #[test]
