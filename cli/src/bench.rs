@@ -1,4 +1,4 @@
-//! `tensorswap bench`, the main job. Three parts, one per run unless
+//! `tensorswap bench`, the main job. Four parts, one per run unless
 //! `--all`:
 //!
 //! - the swap workload (the default, [`swap_bench`]): tensors of mixed
@@ -7,7 +7,9 @@
 //! - `--only device` ([`device_bench`]): host <-> device transfers next to
 //!   a plain memcpy, size by size;
 //! - `--only files`: file writes and reads through the I/O engine, like
-//!   DeepSpeed's `ds_io`.
+//!   DeepSpeed's `ds_io`;
+//! - `--only store` ([`store_bench`]): the persistent store's puts and
+//!   gets next to the engine alone and fio, and its reopen time.
 //!
 //! An option that belongs to a part the run does not measure is an error
 //! that names the part (`bench --write` runs the swap workload, which has no
@@ -24,6 +26,7 @@ use tensorswap::AioConfig;
 use super::device_bench::{self, DeviceArgs};
 use super::io_bench::{per_folder, table_row, IoRun, IoTarget};
 use super::size;
+use super::store_bench::{self, StoreBenchArgs};
 use super::swap_bench::{self, SwapArgs};
 
 /// Options of `tensorswap bench`.
@@ -41,7 +44,7 @@ pub(crate) struct BenchArgs {
     /// device transfers next to memcpy, or file I/O through the engine.
     #[arg(long, value_enum)]
     only: Option<Part>,
-    /// Run all three parts.
+    /// Run all four parts.
     #[arg(long, conflicts_with = "only")]
     all: bool,
     #[command(flatten)]
@@ -50,6 +53,8 @@ pub(crate) struct BenchArgs {
     device: DeviceArgs,
     #[command(flatten)]
     files: FileArgs,
+    #[command(flatten)]
+    store: StoreBenchArgs,
 }
 
 /// The parts of the bench (`--only` values).
@@ -61,6 +66,8 @@ enum Part {
     Device,
     /// File writes and reads through the I/O engine.
     Files,
+    /// The persistent store's puts and gets next to the engine alone and fio.
+    Store,
 }
 
 impl Part {
@@ -70,6 +77,7 @@ impl Part {
             Part::Swap => "swap",
             Part::Device => "device",
             Part::Files => "files",
+            Part::Store => "store",
         }
     }
 
@@ -79,6 +87,7 @@ impl Part {
             Part::Swap => "the swap workload (the default, `--only swap`)",
             Part::Device => "`--only device`",
             Part::Files => "`--only files`",
+            Part::Store => "`--only store`",
         }
     }
 }
@@ -123,19 +132,23 @@ const PART_OPTIONS: &[(&str, &[Part])] = &[
     ("min_size", &[Part::Device]),
     ("max_size", &[Part::Device]),
     ("reps", &[Part::Device]),
-    ("folder", &[Part::Swap, Part::Files]),
+    ("folder", &[Part::Swap, Part::Files, Part::Store]),
     ("size", &[Part::Swap, Part::Files]),
-    ("engine", &[Part::Swap, Part::Files]),
+    ("engine", &[Part::Swap, Part::Files, Part::Store]),
     ("direct", &[Part::Swap, Part::Files]),
     ("no_checksums", &[Part::Swap, Part::Files]),
-    ("block_size", &[Part::Swap, Part::Files]),
-    ("queue_depth", &[Part::Swap, Part::Files]),
-    ("io_parallel", &[Part::Swap, Part::Files]),
-    ("single_submit", &[Part::Swap, Part::Files]),
-    ("loops", &[Part::Swap, Part::Files]),
+    ("block_size", &[Part::Swap, Part::Files, Part::Store]),
+    ("queue_depth", &[Part::Swap, Part::Files, Part::Store]),
+    ("io_parallel", &[Part::Swap, Part::Files, Part::Store]),
+    ("single_submit", &[Part::Swap, Part::Files, Part::Store]),
+    ("loops", &[Part::Swap, Part::Files, Part::Store]),
     ("io_size", &[Part::Files]),
     ("read", &[Part::Files]),
     ("write", &[Part::Files]),
+    ("value_sizes", &[Part::Store]),
+    ("store_bytes", &[Part::Store]),
+    ("store_depth", &[Part::Store]),
+    ("reopen_keys", &[Part::Store]),
 ];
 
 /// Runs the parts `args` ask for; `given` tells which options were typed.
@@ -145,7 +158,7 @@ pub(crate) fn run(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let parts = match (args.all, args.only) {
-        (true, _) => vec![Part::Swap, Part::Device, Part::Files],
+        (true, _) => vec![Part::Swap, Part::Device, Part::Files, Part::Store],
         (false, only) => vec![only.unwrap_or(Part::Swap)],
     };
     check_options(&parts, given)?;
@@ -165,6 +178,18 @@ pub(crate) fn run(
             }
             Part::Device => device_bench::run(&args.backend, &args.device, args.json, out)?,
             Part::Files => run_files(&args.files, args.json, out)?,
+            Part::Store => {
+                let files = &args.files;
+                let config = aio_config(files)?;
+                let setup = store_bench::Setup {
+                    folder: &files.target.folders[0],
+                    engine: files.target.engine,
+                    aio: &config,
+                    loops: files.loops,
+                    json: args.json,
+                };
+                store_bench::run(&args.store, &setup, out)?;
+            }
         }
     }
     Ok(())

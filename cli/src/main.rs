@@ -11,6 +11,7 @@ mod size;
 mod soak;
 mod stdout;
 mod store;
+mod store_bench;
 mod swap_bench;
 mod tune;
 

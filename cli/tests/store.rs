@@ -111,3 +111,37 @@ fn a_folder_that_is_no_store_is_refused_and_left_alone() {
     );
     assert!(!missing.exists(), "the tool created the folder");
 }
+
+#[test]
+fn bench_only_store_reports_each_size_next_to_the_engine_and_the_reopen() {
+    let parent = tempfile::tempdir().unwrap();
+    let out = tensorswap(&[
+        "bench",
+        "--only",
+        "store",
+        "--json",
+        "--folder",
+        parent.path().to_str().unwrap(),
+        "--value-sizes",
+        "4K,100K",
+        "--store-bytes",
+        "1M",
+        "--loops",
+        "1",
+        "--reopen-keys",
+        "500",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    for row in &rows[..4] {
+        assert!(row["store_bytes_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["engine_bytes_per_s"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    assert_eq!(rows[4]["reopen_keys"], 500);
+    // The bench cleans up after itself.
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+}
