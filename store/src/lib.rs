@@ -94,3 +94,8 @@ pub use put::PutTicket;
 pub use stats::{Entry, Stats};
 pub use store::{PersistentStore, MAX_KEY_LEN, MAX_META_LEN};
 pub use verify::{Problem, VerifyReport};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
