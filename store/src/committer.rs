@@ -227,12 +227,11 @@ impl<E: IoEngine> Committer<E> {
         };
         let wrote = ops.iter().any(|op| matches!(op, Op::Put { .. }));
         if durable && (self.dirty || wrote) {
-            let fd = self.shared.file.descriptor(false);
-            rustix::fs::fdatasync(fd).map_err(|errno| {
+            self.shared.sync_data().map_err(|cause| {
                 fail(format!(
                     "syncing {} failed: {}",
                     self.shared.file.path().display(),
-                    std::io::Error::from(errno)
+                    cause
                 ))
             })?;
         }

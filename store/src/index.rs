@@ -36,11 +36,27 @@ pub(crate) struct Index {
 
 impl Index {
     /// Opens (or creates) the index in `folder`.
-    pub(crate) fn open(folder: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(folder: &Path, options: &crate::StoreOptions) -> Result<Self, StoreError> {
         let path = folder.join(INDEX_FILE);
-        let db = Database::builder()
+        let builder = Database::builder();
+        #[cfg(feature = "fault-injection")]
+        if let Some(cut) = &options.power_cut {
+            let backend =
+                crate::power_cut::PowerCutBackend::open(&path, std::sync::Arc::clone(cut))
+                    .map_err(|e| StoreError::file(&path, "open the index", e))?;
+            let db = builder
+                .create_with_backend(backend)
+                .map_err(|e| index_error(&path, "open", e))?;
+            return Self::ready(db, path);
+        }
+        let _ = options;
+        let db = builder
             .create(&path)
             .map_err(|e| index_error(&path, "open", e))?;
+        Self::ready(db, path)
+    }
+
+    fn ready(db: Database, path: PathBuf) -> Result<Self, StoreError> {
         let index = Self { db, path };
         // The tables exist from the first open on, so readers find them.
         let txn = index

@@ -75,6 +75,8 @@ mod inflight;
 mod lock;
 mod marker;
 mod options;
+#[cfg(feature = "fault-injection")]
+pub mod power_cut;
 mod put;
 mod record;
 mod shared;

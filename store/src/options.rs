@@ -108,6 +108,10 @@ pub struct StoreOptions {
     pub engine: EngineKind,
     /// The engine's settings.
     pub aio: AioConfig,
+    /// A simulated power cut under the index and the data syncs (the
+    /// engine's writes need a [`PowerCutEngine`](crate::power_cut::PowerCutEngine)).
+    #[cfg(feature = "fault-injection")]
+    pub power_cut: Option<std::sync::Arc<crate::power_cut::PowerCut>>,
 }
 
 impl StoreOptions {
@@ -119,6 +123,8 @@ impl StoreOptions {
             durability: Durability::Sync,
             engine: EngineKind::Auto,
             aio: AioConfig::default(),
+            #[cfg(feature = "fault-injection")]
+            power_cut: None,
         }
     }
 
@@ -146,6 +152,13 @@ impl StoreOptions {
     /// Chooses the engine started by [`PersistentStore::open`](crate::PersistentStore::open).
     pub fn engine(mut self, kind: EngineKind) -> Self {
         self.engine = kind;
+        self
+    }
+
+    /// Puts the index and the data syncs under a simulated power cut.
+    #[cfg(feature = "fault-injection")]
+    pub fn power_cut(mut self, cut: std::sync::Arc<crate::power_cut::PowerCut>) -> Self {
+        self.power_cut = Some(cut);
         self
     }
 

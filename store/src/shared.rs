@@ -32,6 +32,16 @@ pub(crate) struct Shared<E> {
 }
 
 impl<E> Shared<E> {
+    /// `fdatasync` of the data file (through the power-cut layer, if any).
+    pub(crate) fn sync_data(&self) -> std::io::Result<()> {
+        let sync = || Ok(rustix::fs::fdatasync(self.file.descriptor(false))?);
+        #[cfg(feature = "fault-injection")]
+        if let Some(cut) = &self.options.power_cut {
+            return cut.sync(self.file.path(), sync);
+        }
+        sync()
+    }
+
     /// The error of a store that stopped.
     pub(crate) fn stopped(&self, reason: &str) -> StoreError {
         StoreError::Stopped {

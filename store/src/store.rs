@@ -94,7 +94,7 @@ impl<E: IoEngine + 'static> PersistentStore<E> {
             .map_err(|e| StoreError::file(&folder, "create the folder", e))?;
         let lock = WriterLock::take(&folder)?;
         marker::check_or_create(&folder)?;
-        let index = Index::open(&folder)?;
+        let index = Index::open(&folder, &options)?;
         let data = folder.join(DATA_FILE);
         let named = NamedOptions::read_write()
             .create(true)
