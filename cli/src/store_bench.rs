@@ -172,6 +172,11 @@ fn stamped(len: usize, seed: usize) -> anyhow::Result<HostBuffer> {
     Ok(buf)
 }
 
+/// `depth` stamped buffers of `value` bytes (reads overwrite them).
+fn stamped_buffers(value: usize, depth: usize) -> anyhow::Result<Vec<HostBuffer>> {
+    (0..depth).map(|i| stamped(value, i)).collect()
+}
+
 /// Runs `count` requests with at most `depth` in flight, each taking and
 /// giving back one of `depth` buffers; the seconds taken.
 fn pipelined<T>(
@@ -209,9 +214,7 @@ fn engine_pass(
     let path = dir.join("engine.dat");
     let file = SwapFile::open_named(&path, NamedOptions::read_write().create(true))?;
     let stride = value.next_multiple_of(4096) as u64;
-    let buffers = (0..depth)
-        .map(|i| stamped(value, i))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let buffers = stamped_buffers(value, depth)?;
     let mut seconds = pipelined(
         count,
         buffers,
@@ -224,9 +227,7 @@ fn engine_pass(
         .map(std::fs::File::from)?
         .sync_data()?;
     seconds += synced.elapsed().as_secs_f64();
-    let buffers = (0..depth)
-        .map(|_| HostBuffer::new(value))
-        .collect::<Result<Vec<_>, _>>()?;
+    let buffers = stamped_buffers(value, depth)?;
     let read = pipelined(
         count,
         buffers,
@@ -253,9 +254,7 @@ fn store_pass(
     let capacity = 2 * (count * value.next_multiple_of(4096)) as u64 + (16 << 20);
     let options = StoreOptions::new(capacity).durability(Durability::Flush);
     let store = PersistentStore::open_with_engine(dir.join("store"), options, engine)?;
-    let buffers = (0..depth)
-        .map(|i| stamped(value, i))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let buffers = stamped_buffers(value, depth)?;
     let put = PutOptions::new();
     let mut seconds = pipelined(
         count,
@@ -270,9 +269,7 @@ fn store_pass(
     let flushed = Instant::now();
     store.flush().wait()?;
     seconds += flushed.elapsed().as_secs_f64();
-    let buffers = (0..depth)
-        .map(|_| HostBuffer::new(value))
-        .collect::<Result<Vec<_>, _>>()?;
+    let buffers = stamped_buffers(value, depth)?;
     let read = pipelined(
         count,
         buffers,

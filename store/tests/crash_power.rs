@@ -17,7 +17,7 @@ mod common;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::{check, options, run_child, workload, ChildSpec, Rng, CHILD_VAR};
+use common::{check, options, run_child, workload, ChildSpec, Rng};
 use tensorswap_core::{AioConfig, AnyEngine, EngineKind};
 use tensorswap_store::power_cut::{CutMode, PowerCut, PowerCutEngine};
 use tensorswap_store::PersistentStore;
@@ -64,22 +64,12 @@ fn child(spec: &ChildSpec) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    if let Ok(spec) = std::env::var(CHILD_VAR) {
-        if let Err(e) = ChildSpec::decode(&spec).and_then(|spec| child(&spec)) {
-            eprintln!("crash child: {e:#}");
-            return ExitCode::FAILURE;
-        }
-        return ExitCode::SUCCESS;
+    if let Some(exit) = common::as_child(child) {
+        return exit;
     }
     common::campaign("power cuts", 18, |folder, seed, round, state, totals| {
         let mut rng = Rng((seed ^ round.wrapping_mul(0x2545_F491_4F6C_DD1D)) | 1);
-        let spec = ChildSpec {
-            folder: folder.display().to_string(),
-            seed: seed ^ round.wrapping_mul(0x51_7C_C1_B7),
-            base: round * 10_000_000,
-            evicting: round % 4 == 3,
-            extra: 20 + rng.below(400),
-        };
+        let spec = ChildSpec::for_round(folder, seed, round, round % 4 == 3, 20 + rng.below(400));
         let lines = run_child(&spec, |child| {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {

@@ -18,7 +18,7 @@ mod common;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use common::{check, let_run, options, run_child, workload, ChildSpec, Rng, CHILD_VAR};
+use common::{check, let_run, options, run_child, workload, ChildSpec, Rng};
 use tensorswap_store::PersistentStore;
 
 fn child(spec: &ChildSpec) -> anyhow::Result<()> {
@@ -27,21 +27,11 @@ fn child(spec: &ChildSpec) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    if let Ok(spec) = std::env::var(CHILD_VAR) {
-        if let Err(e) = ChildSpec::decode(&spec).and_then(|spec| child(&spec)) {
-            eprintln!("crash child: {e:#}");
-            return ExitCode::FAILURE;
-        }
-        return ExitCode::SUCCESS;
+    if let Some(exit) = common::as_child(child) {
+        return exit;
     }
     common::campaign("process kills", 24, |folder, seed, round, state, totals| {
-        let spec = ChildSpec {
-            folder: folder.display().to_string(),
-            seed: seed ^ round.wrapping_mul(0x51_7C_C1_B7),
-            base: round * 10_000_000,
-            evicting: round % 3 == 2,
-            extra: 0,
-        };
+        let spec = ChildSpec::for_round(folder, seed, round, round % 3 == 2, 0);
         let mut rng = Rng((seed ^ round.wrapping_mul(0x2545_F491_4F6C_DD1D)) | 1);
         let run_for = Duration::from_millis(20 + rng.below(400));
         let lines = run_child(&spec, |child| {

@@ -26,12 +26,9 @@ pub fn value(key: u64, version: u64, len: usize) -> Vec<u8> {
     for word in [key, version, len as u64] {
         out.extend_from_slice(&word.to_le_bytes());
     }
-    let mut x = (key << 40 ^ version).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Rng((key << 40 ^ version).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
+        out.extend_from_slice(&rng.next().to_le_bytes());
     }
     out.truncate(len);
     out
@@ -73,6 +70,17 @@ pub struct ChildSpec {
 }
 
 impl ChildSpec {
+    /// The child of crash point `round` of a campaign with `seed`.
+    pub fn for_round(folder: &Path, seed: u64, round: u64, evicting: bool, extra: u64) -> Self {
+        Self {
+            folder: folder.display().to_string(),
+            seed: seed ^ round.wrapping_mul(0x51_7C_C1_B7),
+            base: round * 10_000_000,
+            evicting,
+            extra,
+        }
+    }
+
     fn encode(&self) -> String {
         format!(
             "{},{},{},{},{}",
@@ -371,6 +379,21 @@ pub fn check(
     totals.crash_points += 1;
     totals.durable_acks += durable_acks;
     Ok(())
+}
+
+/// In the child (the test binary run with [`CHILD_VAR`]): runs `child` and
+/// says how it ended; in the parent: `None`.
+pub fn as_child(child: fn(&ChildSpec) -> anyhow::Result<()>) -> Option<std::process::ExitCode> {
+    let spec = std::env::var(CHILD_VAR).ok()?;
+    Some(
+        match ChildSpec::decode(&spec).and_then(|spec| child(&spec)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("crash child: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    )
 }
 
 /// Runs `points` crash points (`TENSORSWAP_CRASH_POINTS`, default
