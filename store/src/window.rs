@@ -88,7 +88,7 @@ unsafe impl<B: Send + Sync> Sync for ReadInner<B> {}
 
 impl<B: HostBufMut> ReadShare<B> {
     /// Shares `buf` among windows on `ranges`, which must be inside it and
-    /// disjoint; `None` (and the buffer back) otherwise.
+    /// disjoint; otherwise the buffer back.
     pub(crate) fn split(
         mut buf: B,
         ranges: &[Range<usize>],
