@@ -201,8 +201,9 @@ fn pipelined<T>(
     Ok(began.elapsed().as_secs_f64())
 }
 
-/// The engine alone: the same requests on a file of its own, synced at the
-/// end of the write pass. (write, read) bytes per second.
+/// The engine alone: the same requests on a file of its own (kept from
+/// loop to loop, as the store keeps its own), synced at the end of the
+/// write pass. (write, read) bytes per second.
 fn engine_pass(
     dir: &Path,
     setup: &Setup<'_>,
@@ -234,8 +235,6 @@ fn engine_pass(
         |i, buf| Ok(engine.read(&file, i as u64 * stride, buf)?),
         |ticket| Ok(ticket.wait()?.buf),
     )?;
-    drop(file);
-    std::fs::remove_file(&path)?;
     let bytes = (count * value) as f64;
     Ok((bytes / seconds, bytes / read))
 }

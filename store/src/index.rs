@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 
 use crate::error::printable_key;
 use crate::record::{Head, Record};
@@ -109,6 +111,13 @@ impl Index {
             path: self.path.clone(),
             reason: format!("the entry of key {}: {reason}", printable_key(key)),
         }
+    }
+
+    /// How many entries the index holds.
+    pub(crate) fn len(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(self.err("start reading"))?;
+        let table = txn.open_table(VALUES).map_err(self.err("open the table"))?;
+        table.len().map_err(self.err("read"))
     }
 
     /// Calls `each` with every key and its entry's head, in key order.

@@ -23,6 +23,11 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// Room for `n` more keys (a reopen knows how many it loads).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.keys.reserve(n);
+    }
+
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Head> {
         self.keys.get(key)
     }

@@ -334,6 +334,8 @@ fn load(
     let mut table = Table::default();
     let mut next_id = 0;
     let mut beyond: Vec<(Vec<u8>, Head)> = Vec::new();
+    // Sized once: rehashing a million keys costs more than reading them.
+    table.reserve(index.len()? as usize);
     index.load(|key, head| {
         next_id = next_id.max(head.id);
         if head.extents.iter().any(|e| e.end() > capacity) {
