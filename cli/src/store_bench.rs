@@ -68,7 +68,7 @@ pub(crate) fn run(
     if !setup.json {
         writeln!(
             out,
-            "\nstore in {}: {} engine, block {}, queue depth {}; puts durable at a flush ending each pass; medians of {} loop(s), contenders alternated; GB/s = 10^9 bytes/s",
+            "\nstore in {}: {} engine, block {}, queue depth {}; puts durable at a flush ending each pass; medians of {} loop(s), contenders alternated, ratios the median of each loop's; GB/s = 10^9 bytes/s",
             setup.folder.display(),
             setup.engine,
             size::show(setup.aio.block_size),
@@ -92,7 +92,8 @@ pub(crate) fn run(
             .store_depth
             .min(count)
             .min((args.store_bytes / value).max(1));
-        let mut rates: Vec<(Who, &str, f64)> = Vec::new();
+        // (loop, contender, op, bytes per second)
+        let mut rates: Vec<(usize, Who, &str, f64)> = Vec::new();
         let order = [Who::Engine, Who::Store, Who::Fio];
         for round in 0..setup.loops {
             for i in 0..order.len() {
@@ -103,16 +104,20 @@ pub(crate) fn run(
                     Who::Fio if fio.is_some() => fio_pass(scratch.path(), value, count, depth)?,
                     Who::Fio => continue,
                 };
-                rates.push((who, "write", write));
-                rates.push((who, "read", read));
+                rates.push((round, who, "write", write));
+                rates.push((round, who, "read", read));
             }
         }
         for op in ["write", "read"] {
-            let median_of = |who: Who| {
-                let mut samples: Vec<f64> = rates
+            let rate = |round: usize, who: Who| {
+                rates
                     .iter()
-                    .filter(|r| r.0 == who && r.1 == op)
-                    .map(|r| r.2)
+                    .find(|r| r.0 == round && r.1 == who && r.2 == op)
+                    .map(|r| r.3)
+            };
+            let median_of = |who: Who| {
+                let mut samples: Vec<f64> = (0..setup.loops)
+                    .filter_map(|round| rate(round, who))
                     .collect();
                 median(&mut samples)
             };
@@ -121,15 +126,21 @@ pub(crate) fn run(
                 median_of(Who::Store),
                 median_of(Who::Fio),
             );
-            let ratio = |base: Option<f64>| match (store, base) {
-                (Some(s), Some(b)) if b > 0.0 => format!("{:.2}", s / b),
-                _ => "-".into(),
+            // The median of each loop's ratio (the contenders of a loop ran
+            // back to back).
+            let ratio = |base: Who| {
+                let mut ratios: Vec<f64> = (0..setup.loops)
+                    .filter_map(|round| Some(rate(round, Who::Store)? / rate(round, base)?))
+                    .collect();
+                median(&mut ratios)
             };
+            let shown = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}"));
             let gb = |r: Option<f64>| r.map_or("-".into(), |r| format!("{:.3}", r / 1e9));
             if setup.json {
                 let row = serde_json::json!({
                     "part": "store", "value_bytes": value, "op": op, "depth": depth,
                     "engine_bytes_per_s": engine, "store_bytes_per_s": store, "fio_bytes_per_s": fio,
+                    "store_to_engine": ratio(Who::Engine), "store_to_fio": ratio(Who::Fio),
                 });
                 writeln!(out, "{row}")?;
             } else {
@@ -142,8 +153,8 @@ pub(crate) fn run(
                     gb(engine),
                     gb(store),
                     gb(fio),
-                    ratio(engine),
-                    ratio(fio)
+                    shown(ratio(Who::Engine)),
+                    shown(ratio(Who::Fio))
                 )?;
             }
             out.flush()?;
